@@ -55,6 +55,8 @@ class SourceDict(dict[str, Any]):
     file: str
     line: int
     key_lines: dict[str, int]
+    key_files: dict[str, str]
+    """Files of keys that came from another file (after merging); others are in ``file``."""
 
 
 class SourceList(list[Any]):
@@ -73,6 +75,7 @@ def _make_loader(file: str) -> type[yaml.SafeLoader]:
         loader.flatten_mapping(node)
         result = SourceDict()
         result.file, result.line, result.key_lines = file, node.start_mark.line + 1, {}
+        result.key_files = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if key in result:
@@ -125,7 +128,8 @@ def locate(root: Any, loc: Iterable[int | str], default: Location | None = None)
     found = default or _node_location(root) or Location("<unknown>", 1)
     for part in loc:
         if isinstance(node, SourceDict) and isinstance(part, str) and part in node:
-            found = Location(node.file, node.key_lines.get(part, node.line))
+            file = node.key_files.get(part, node.file)
+            found = Location(file, node.key_lines.get(part, node.line))
             node = node[part]
         elif isinstance(node, SourceList) and isinstance(part, int) and 0 <= part < len(node):
             found = Location(node.file, node.item_lines[part])

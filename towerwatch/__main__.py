@@ -1,0 +1,5 @@
+import sys
+
+from towerwatch.cli.main import main
+
+sys.exit(main())
