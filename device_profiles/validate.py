@@ -53,24 +53,30 @@ def semantic_issues(profile: DeviceProfile, raw: Any) -> list[SourceIssue]:
 
 
 def _duplicates(profile: DeviceProfile) -> Iterator[tuple[Loc, str]]:
-    for section, items in (("points", profile.points), ("alarms", profile.alarms)):
+    sections: list[tuple[str, list[str]]] = [
+        ("points", [p.id for p in profile.points]), ("alarms", [a.id for a in profile.alarms])]
+    for section, ids in sections:
         seen: set[str] = set()
-        for i, item in enumerate(items):
-            if item.id in seen:
-                yield (section, i, "id"), f"duplicate id {item.id!r} in {section}"
-            seen.add(item.id)
-    for section, tables in (("enums", profile.enums), ("bits", profile.bits)):
-        for name, entries in tables.items():
-            names: set[str] = set()
-            numbers: set[int] = set()
-            for i, entry in enumerate(entries):
-                number = entry.value if section == "enums" else entry.bit  # type: ignore[union-attr]
-                if number in numbers:
-                    yield (section, name, i), f"{section[:-1]} {name!r} lists {number} twice"
-                if entry.name in names:
-                    yield (section, name, i), f"{section[:-1]} {name!r} names {entry.name!r} twice"
-                numbers.add(number)
-                names.add(entry.name)
+        for i, item_id in enumerate(ids):
+            if item_id in seen:
+                yield (section, i, "id"), f"duplicate id {item_id!r} in {section}"
+            seen.add(item_id)
+    tables: list[tuple[str, str, list[tuple[int, str]]]] = [
+        *(("enums", name, [(e.value, e.name) for e in entries])
+          for name, entries in profile.enums.items()),
+        *(("bits", name, [(b.bit, b.name) for b in entries])
+          for name, entries in profile.bits.items()),
+    ]
+    for section, name, pairs in tables:
+        names: set[str] = set()
+        numbers: set[int] = set()
+        for i, (number, entry_name) in enumerate(pairs):
+            if number in numbers:
+                yield (section, name, i), f"{section[:-1]} {name!r} lists {number} twice"
+            if entry_name in names:
+                yield (section, name, i), f"{section[:-1]} {name!r} names {entry_name!r} twice"
+            numbers.add(number)
+            names.add(entry_name)
 
 
 def _references(profile: DeviceProfile) -> Iterator[tuple[Loc, str]]:
@@ -106,8 +112,8 @@ def _condition_problem(alarm: AlarmRule, point: PointBase, profile: DeviceProfil
     if op == "bit":
         if point.kind is not PointKind.BITFIELD:
             return f"'bit' needs a bitfield point; {point.id!r} is {point.kind}"
-        names = {b.name: b.bit for b in profile.bits.get(point.bits or "", [])}
-        if isinstance(operand, str) and operand not in names:
+        bit_names = {b.name for b in profile.bits.get(point.bits or "", [])}
+        if isinstance(operand, str) and operand not in bit_names:
             return f"point {point.id!r} has no bit named {operand!r}"
         return None
     if op in ("gt", "ge", "lt", "le") and point.kind not in _NUMERIC_KINDS:
@@ -196,10 +202,11 @@ def _fits_type(point: ModbusPoint, profile: ModbusProfile) -> Iterator[tuple[Loc
                                   f"does not fit {point.type}")
     if point.bits in profile.bits:
         limit = 16 * (point.type.width or 1)
-        for entry in profile.bits[point.bits or ""]:
-            if entry.bit >= limit:
-                yield ("bits",), (f"bits {point.bits!r} uses bit {entry.bit} ({entry.name}), "
-                                  f"out of range for {point.type} (0-{limit - 1})")
+        for bit_entry in profile.bits[point.bits or ""]:
+            if bit_entry.bit >= limit:
+                yield ("bits",), (f"bits {point.bits!r} uses bit {bit_entry.bit} "
+                                  f"({bit_entry.name}), out of range for {point.type} "
+                                  f"(0-{limit - 1})")
     if point.event_log is not None:
         yield from _event_log(point)
 

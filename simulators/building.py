@@ -145,15 +145,21 @@ class SimBuilding:
         """Open every device's socket; raise SimError naming what could not start."""
         self.tick()
         groups: dict[tuple[str, int], list[SimulatedDevice]] = {}
+        buses: dict[str, tuple[str, int, int]] = {}
         next_port = self.site.modbus.base_port
         for device in self.devices.values():
             if not isinstance(device.profile, ModbusProfile):
                 continue
-            host = device.spec.modbus.host or self.site.modbus.host
-            port = device.spec.modbus.port
+            spec = device.spec.modbus
+            host, port, unit = spec.host or self.site.modbus.host, spec.port, spec.unit
+            if spec.bus is not None and spec.bus in buses:
+                host, port, last_unit = buses[spec.bus]
+                unit = spec.unit if device.spec.count == 1 else last_unit + 1
             if port is None:
                 port, next_port = _claim_port(host, next_port)
-            device.host, device.port, device.unit = host, port, device.spec.modbus.unit
+            if spec.bus is not None:
+                buses[spec.bus] = (host, port, unit)
+            device.host, device.port, device.unit = host, port, unit
             groups.setdefault((host, port), []).append(device)
         try:
             for (host, port), members in groups.items():

@@ -68,7 +68,7 @@ class ModbusUnit:
             self._wake.set()
             self._wake = asyncio.Event()
 
-    async def handle(self, func_code: int, address: int, count: int,
+    async def handle(self, func_code: int, start_address: int, address: int, count: int,
                      registers: list[int], set_values: list[int] | list[bool] | None,
                      ) -> ExcCodes | None:
         self.requests += 1
@@ -158,7 +158,7 @@ class ModbusEndpoint:
         try:
             await server.serve_forever(background=True)
         except (OSError, RuntimeError) as exc:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]
             raise ModbusServerError(
                 f"cannot serve Modbus on {self.host}:{self.port}: {exc}") from exc
         self._server = server
@@ -170,4 +170,4 @@ class ModbusEndpoint:
     async def stop(self) -> None:
         server, self._server = self._server, None
         if server is not None:
-            await server.shutdown()
+            await server.shutdown()  # type: ignore[no-untyped-call]

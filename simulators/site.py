@@ -51,6 +51,8 @@ class Location(_Strict):
 class ModbusEndpointSpec(_Strict):
     host: str | None = None
     port: Port | None = None
+    bus: Identifier | None = None
+    """Devices naming the same bus share one endpoint (an RS-485 line behind a gateway)."""
     unit: Annotated[int, Field(ge=1, le=247)] = 1
     framing: Literal["socket", "rtu"] = "socket"
 
@@ -85,6 +87,8 @@ class DeviceSpec(_Strict):
     def _template(self) -> DeviceSpec:
         if self.count > 1 and "{n}" not in self.id:
             raise ValueError("a device with count > 1 needs '{n}' in its id, e.g. 'lift-{n}'")
+        if self.count > 1 and self.modbus.bus is not None and self.modbus.unit != 1:
+            raise ValueError("devices with count > 1 on a bus take units 1, 2, ...; omit 'unit'")
         if self.count > 1 and (self.modbus.port is not None or self.bacnet.address is not None):
             raise ValueError("a device with count > 1 takes ports/addresses automatically; "
                              "remove modbus.port / bacnet.address")
@@ -155,3 +159,16 @@ def load_site(path: Path | str) -> tuple[SiteSpec, Any]:
     if issues:
         raise SourceError(issues)
     return site, raw
+
+
+def with_overrides(site: SiteSpec, *, base_port: int | None = None,
+                   bacnet_network: str | None = None) -> SiteSpec:
+    """The site with its Modbus base port and/or BACnet network replaced (tests, demos)."""
+    if base_port is not None:
+        site = site.model_copy(update={"modbus": ModbusDefaults(host=site.modbus.host,
+                                                                base_port=base_port)})
+    if bacnet_network is not None:
+        bacnet = BacnetDefaults(network=bacnet_network, port=site.bacnet.port,
+                                base_instance=site.bacnet.base_instance)
+        site = site.model_copy(update={"bacnet": bacnet})
+    return site

@@ -25,6 +25,10 @@ def register(commands: Any) -> None:
                      help="profile folder (default: the shipped profiles)")
     run.add_argument("--served", type=Path, metavar="FILE",
                      help="write the served devices (ports, addresses) to FILE as JSON")
+    run.add_argument("--base-port", type=int, default=None, metavar="PORT",
+                     help="first Modbus TCP port, overriding the site file (0: any free ports)")
+    run.add_argument("--bacnet-network", default=None, metavar="ADDR",
+                     help="loopback address after which BACnet devices are placed")
     run.set_defaults(handler=run_sim)
 
 
@@ -51,9 +55,10 @@ def _build(args: argparse.Namespace) -> Any:
     from simulators.building import SimBuilding
     from simulators.clock import SimClock
     from simulators.scenario import load_scenario
-    from simulators.site import load_site
+    from simulators.site import load_site, with_overrides
 
     site, site_raw = load_site(args.site)
+    site = with_overrides(site, base_port=args.base_port, bacnet_network=args.bacnet_network)
     scenario, scenario_raw = load_scenario(args.scenario) if args.scenario else (None, None)
     profiles = load_profiles(args.profiles or [builtin_profile_dir()])
     clock = SimClock(speed=args.speed, timezone=site.timezone)

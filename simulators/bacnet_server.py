@@ -1,0 +1,505 @@
+"""One simulated BACnet/IP device, generated from a BACnet device profile.
+
+The only module in ``simulators`` that imports bacpypes3. A :class:`BacnetDeviceServer`
+is one bacpypes3 application on its own address, e.g. ``127.0.0.5/8:47808``: on
+loopback the /8 mask makes 127.255.255.255 the broadcast address, so every simulated
+device hears a Who-Is. It serves one object per profile point (points that read other
+properties of the same object share it), answers Who-Is, ReadProperty(-Multiple),
+WriteProperty(-Multiple) and SubscribeCOV, and notifies COV subscribers when
+:meth:`~BacnetDeviceServer.update` changes a value (analog objects honour the point's
+``cov_increment``).
+
+Values cross this module as engineering values (enum names, bools, numbers) and are
+mapped with :mod:`device_profiles.codec`, so simulator and gateway agree by
+construction. Writes are accepted only on the present-value of points the profile marks
+writable (commandable objects through their priority array, so relinquish works);
+every other write answers write-access-denied, and a refusal by the behaviour model
+(:class:`~simulators.models.base.WriteRefused`) answers value-out-of-range, as the
+Modbus server answers illegal-data-value.
+
+bacpypes3 0.0.110 traps handled here:
+
+- a bind that fails is retried forever in a background task and never raised, so
+  :meth:`~BacnetDeviceServer.start` test-binds the address first and then waits for
+  the endpoints with a deadline;
+- the library's WriteProperty(-Multiple) writes any property of any object (even an
+  input's present-value), so both services are replaced;
+- local multi-state objects use the COV-increment criteria without having a
+  covIncrement (subscribing raises), and analog objects need covIncrement set;
+- local objects schedule a task when built, so they are built inside the running loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bacpypes3.apdu import ConfirmedRequestPDU, SimpleAckPDU, WritePropertyMultipleError
+from bacpypes3.app import Application
+from bacpypes3.basetypes import ErrorType, ObjectPropertyReference, PriorityValue
+from bacpypes3.errors import ExecutionError
+from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObject
+from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject, BinaryValueObject
+from bacpypes3.local.cmd import Commandable
+from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
+from bacpypes3.local.device import DeviceObject
+from bacpypes3.local.multistate import (
+    MultiStateInputObject,
+    MultiStateOutputObject,
+    MultiStateValueObject,
+)
+from bacpypes3.local.networkport import NetworkPortObject
+from bacpypes3.local.object import Object as LocalObject
+from bacpypes3.object import (
+    AccumulatorObject,
+    CharacterStringValueObject,
+    IntegerValueObject,
+    LifeSafetyPointObject,
+    LifeSafetyZoneObject,
+    PositiveIntegerValueObject,
+)
+from bacpypes3.pdu import IPv4Address
+from bacpypes3.primitivedata import Boolean, Null, PropertyIdentifier
+
+from device_profiles.codec import CodecError, decode_bacnet, encode_bacnet
+from device_profiles.schema import BacnetPoint, BacnetProfile, PointKind
+from simulators.models.base import SimError, Value, WriteRefused
+
+log = logging.getLogger(__name__)
+
+CommsMode = Literal["normal", "slow", "silent"]
+VENDOR_IDENTIFIER = 999
+"""bacpypes3's own vendor id for local applications; clients decode standard objects."""
+ENDPOINT_TIMEOUT_S = 2.0
+"""How long start() waits for bacpypes3 to open its UDP endpoints."""
+PRESENT_VALUE = "presentValue"
+
+
+class BacnetServerError(SimError):
+    """A simulated BACnet device could not be built from its profile, or could not start."""
+
+
+# Local object classes not shipped by bacpypes3, or shipped with the wrong COV criteria.
+class _MultiStateInput(MultiStateInputObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+class _MultiStateOutput(MultiStateOutputObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+class _MultiStateValue(MultiStateValueObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+class _Accumulator(LocalObject, AccumulatorObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+class _IntegerValue(LocalObject, IntegerValueObject):  # type: ignore[misc]
+    _cov_criteria = COVIncrementCriteria
+
+
+class _PositiveIntegerValue(LocalObject, PositiveIntegerValueObject):  # type: ignore[misc]
+    _cov_criteria = COVIncrementCriteria
+
+
+class _CharacterStringValue(LocalObject, CharacterStringValueObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+class _LifeSafetyZone(LocalObject, LifeSafetyZoneObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+class _LifeSafetyPoint(LocalObject, LifeSafetyPointObject):  # type: ignore[misc]
+    _cov_criteria = GenericCriteria
+
+
+_CLASSES: dict[str, Any] = {
+    "analog-input": AnalogInputObject, "analog-output": AnalogOutputObject,
+    "analog-value": AnalogValueObject,
+    "binary-input": BinaryInputObject, "binary-output": BinaryOutputObject,
+    "binary-value": BinaryValueObject,
+    "multi-state-input": _MultiStateInput, "multi-state-output": _MultiStateOutput,
+    "multi-state-value": _MultiStateValue,
+    "accumulator": _Accumulator, "integer-value": _IntegerValue,
+    "positive-integer-value": _PositiveIntegerValue,
+    "characterstring-value": _CharacterStringValue,
+    "life-safety-zone": _LifeSafetyZone, "life-safety-point": _LifeSafetyPoint,
+    "device": DeviceObject,
+}
+
+_UNITS: dict[str, str] = {
+    "percent": "percent", "s": "seconds", "min": "minutes", "h": "hours", "m": "meters",
+    "mm": "millimeters", "m/s": "metersPerSecond", "rpm": "revolutionsPerMinute",
+    "Pa": "pascals", "kPa": "kilopascals", "bar": "bars", "L": "liters", "m3": "cubicMeters",
+    "L/s": "litersPerSecond", "m3/h": "cubicMetersPerHour", "V": "volts", "A": "amperes",
+    "W": "watts", "kW": "kilowatts", "kVA": "kilovoltAmperes",
+    "kvar": "kilovoltAmperesReactive", "kWh": "kilowattHours",
+    "kvarh": "kilovoltAmpereHoursReactive", "Hz": "hertz", "pf": "powerFactor",
+    "degC": "degreesCelsius", "ohm": "ohms",
+}
+
+_DEFAULTS: dict[str, object] = {
+    "outOfService": False, "eventState": "normal", "reliability": "noFaultDetected",
+    "polarity": "normal", "activeText": "Active", "inactiveText": "Inactive",
+}
+
+
+def _attr(prop: str) -> str:
+    """``present-value`` -> ``presentValue``, as bacpypes3 names object attributes."""
+    head, *rest = prop.split("-")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+def _plain(raw: Any) -> Value:
+    """A bacpypes3 primitive (Real, Unsigned, Enumerated, CharacterString...) as Python."""
+    if isinstance(raw, float):
+        return float(raw)
+    if isinstance(raw, bool | int):
+        return int(raw)
+    if isinstance(raw, str):
+        return str(raw)
+    raise CodecError(f"cannot use the BACnet value {raw!r}")
+
+
+def _denied(code: str = "writeAccessDenied") -> ExecutionError:
+    return ExecutionError(errorClass="property", errorCode=code)
+
+
+@dataclass(eq=False)
+class _Binding:
+    """A point served as one property of one local object."""
+
+    point: BacnetPoint
+    obj: Any
+    attr: str
+
+    def set(self, raw: object) -> None:
+        if self.attr == PRESENT_VALUE and isinstance(self.obj, Commandable):
+            # the device itself moves its output: bypass the priority array
+            LocalObject.__setattr__(self.obj, PRESENT_VALUE, raw)
+        else:
+            setattr(self.obj, self.attr, raw)
+
+
+class _SimApplication(Application):  # type: ignore[misc]
+    """A bacpypes3 application with the simulator's comms modes and guarded writes."""
+
+    server: BacnetDeviceServer
+
+    async def indication(self, apdu: Any) -> None:
+        if await self.server._admit(apdu):
+            await super().indication(apdu)
+
+    def cov_notification(self, cov: Any, apdu: Any) -> None:
+        if self.server.comms != "silent":
+            super().cov_notification(cov, apdu)
+
+    async def do_WritePropertyRequest(self, apdu: Any) -> None:  # noqa: N802
+        self.server._write(apdu.objectIdentifier, apdu.propertyIdentifier,
+                           apdu.propertyArrayIndex, apdu.priority, apdu.propertyValue)
+        await self.response(SimpleAckPDU(context=apdu))
+
+    async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
+        for spec in apdu.listOfWriteAccessSpecs:
+            for item in spec.listOfProperties:
+                try:
+                    self.server._write(spec.objectIdentifier, item.propertyIdentifier,
+                                       item.propertyArrayIndex, item.priority, item.value)
+                except ExecutionError as err:
+                    ref = ObjectPropertyReference(objectIdentifier=spec.objectIdentifier,
+                                                  propertyIdentifier=item.propertyIdentifier)
+                    error = ErrorType(errorClass=err.errorClass, errorCode=err.errorCode)
+                    await self.response(WritePropertyMultipleError(
+                        errorType=error, firstFailedWriteAttempt=ref, context=apdu))
+                    return
+        await self.response(SimpleAckPDU(context=apdu))
+
+
+class BacnetDeviceServer:
+    """One simulated BACnet/IP device: a device object plus one object per profile point."""
+
+    def __init__(self, *, profile: BacnetProfile, device_instance: int, device_name: str,
+                 address: str, initial: Mapping[str, Value],
+                 on_write: Callable[[str, Value], None] | None = None,
+                 vendor_name: str = "Towerwatch Simulator") -> None:
+        self.profile, self.device_instance, self.device_name = profile, device_instance, device_name
+        self.address, self.vendor_name, self._on_write = address, vendor_name, on_write
+        try:
+            self._ip = IPv4Address(address)
+        except (ValueError, TypeError) as exc:
+            raise BacnetServerError(f"bad BACnet/IP address {address!r}: {exc}") from exc
+        if not 0 <= device_instance < 4194303:
+            raise BacnetServerError(f"device instance {device_instance} is out of range")
+        self._points = {p.id: p for p in profile.points}
+        self._check_profile()
+        self._values: dict[str, Value] = {}
+        for point in profile.points:
+            value = initial.get(point.id)
+            self._values[point.id] = value if value is not None else self._default(point)
+            self._encode(point, self._values[point.id])
+        self.comms: CommsMode = "normal"
+        self.delay = 0.0
+        self._app: Any = None
+        self._bindings: dict[str, _Binding] = {}
+        self._by_property: dict[tuple[str, int, str], _Binding] = {}
+        self._failed: set[str] = set()
+        self._sleepers: set[asyncio.Task[Any]] = set()
+
+    # -- profile -> objects ---------------------------------------------------------------
+    def _check_profile(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for point in self.profile.points:
+            who = f"{self.profile.id}: point {point.id!r}"
+            cls = _CLASSES.get(point.object_type)
+            if cls is None:
+                raise BacnetServerError(f"{who}: object type {point.object_type} is not served")
+            attr = _attr(point.prop)
+            if attr not in cls._elements:
+                raise BacnetServerError(f"{who}: {point.object_type} has no property {point.prop}")
+            if point.index is not None:
+                raise BacnetServerError(f"{who}: array elements ('index') are not served")
+            key = ("device" if point.object_type == "device" else point.object, attr)
+            if key in seen:
+                raise BacnetServerError(f"{who}: {point.object} {point.prop} is served twice")
+            seen.add(key)
+
+    def _default(self, point: BacnetPoint) -> Value:
+        if point.kind is PointKind.ENUM and point.enum is not None:
+            return self.profile.enums[point.enum][0].name
+        return {PointKind.BOOL: False, PointKind.TEXT: ""}.get(point.kind, 0)
+
+    def _encode(self, point: BacnetPoint, value: Value) -> object:
+        """Engineering value -> what bacpypes3 casts into the property."""
+        try:
+            raw = encode_bacnet(point, value, enums=self.profile.enums)
+        except CodecError as exc:
+            raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
+        if point.kind is PointKind.BOOL and _attr(point.prop) != PRESENT_VALUE:
+            cls = _CLASSES[point.object_type]
+            if issubclass(cls._elements[_attr(point.prop)], Boolean):
+                return bool(value)
+        return raw
+
+    def _objects(self) -> list[Any]:
+        device = DeviceObject(
+            objectIdentifier=("device", self.device_instance), objectName=self.device_name,
+            vendorName=self.vendor_name, vendorIdentifier=VENDOR_IDENTIFIER,
+            modelName=self.profile.model, firmwareRevision=self.profile.version,
+            description=(self.profile.description.en if self.profile.description
+                         else self.profile.model),
+            apduTimeout=3000, numberOfApduRetries=3)
+        port = NetworkPortObject(self.address, objectIdentifier=("network-port", 1),
+                                 objectName=f"{self.device_name}/port")
+        groups: dict[str, list[BacnetPoint]] = {}
+        for point in self.profile.points:
+            groups.setdefault(point.object, []).append(point)
+        objects: list[Any] = [device, port]
+        for points in groups.values():
+            if points[0].object_type == "device":
+                obj = device
+            else:
+                obj = self._point_object(points)
+                objects.append(obj)
+            for point in points:
+                binding = _Binding(point, obj, _attr(point.prop))
+                if binding.attr != PRESENT_VALUE or obj is device:
+                    binding.set(self._encode(point, self._values[point.id]))
+                self._bindings[point.id] = binding
+                key = (point.object_type, point.instance, binding.attr)
+                if obj is device:
+                    key = ("device", self.device_instance, binding.attr)
+                self._by_property[key] = binding
+        return objects
+
+    def _point_object(self, points: list[BacnetPoint]) -> Any:
+        main = next((p for p in points if _attr(p.prop) == PRESENT_VALUE), None)
+        first = main or points[0]
+        cls = _CLASSES[first.object_type]
+        kwargs: dict[str, object] = {
+            "objectIdentifier": (first.object_type, first.instance),
+            "objectName": first.id, "description": first.name.en,
+        }
+        kwargs.update({k: v for k, v in _DEFAULTS.items() if k in cls._elements})
+        if "units" in cls._elements:
+            kwargs["units"] = _UNITS.get(first.unit, "noUnits")
+        if "covIncrement" in cls._elements:
+            kwargs["covIncrement"] = (main.cov_increment if main else None) or 0.0
+        if first.object_type.startswith("multi-state") and first.enum is not None:
+            entries = self.profile.enums[first.enum]
+            texts = {e.value: e.en for e in entries}
+            states = max(max(texts), 1)
+            kwargs["numberOfStates"] = states
+            kwargs["stateText"] = [texts.get(n, f"State {n}") for n in range(1, states + 1)]
+        if main is not None:
+            kwargs[PRESENT_VALUE] = self._encode(main, self._values[main.id])
+        else:
+            kwargs[PRESENT_VALUE] = (1 if first.object_type.startswith("multi-state")
+                                     else "" if first.object_type.startswith("character") else 0)
+        try:
+            return cls(**kwargs)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BacnetServerError(
+                f"{self.profile.id}: cannot build {first.object} for point {first.id!r}: "
+                f"{exc!r}") from exc
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._app is not None
+
+    async def start(self) -> None:
+        """Bind the device to its address and start answering; BacnetServerError if not."""
+        if self._app is not None:
+            return
+        host, port = self._ip.addrTuple
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise BacnetServerError(
+                    f"cannot serve BACnet/IP on {self.address}: {exc}") from exc
+        try:
+            objects = self._objects()
+            app = _SimApplication.from_object_list(objects)
+        except RuntimeError as exc:  # duplicate names or identifiers
+            raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
+        app.server = self
+        self._app = app
+        tasks = [t for link in app.link_layers.values() for t in link.server._transport_tasks]
+        _, pending = await asyncio.wait(tasks, timeout=ENDPOINT_TIMEOUT_S)
+        if pending:
+            await self.stop()
+            raise BacnetServerError(f"cannot serve BACnet/IP on {self.address}: the UDP "
+                                    f"endpoints did not open within {ENDPOINT_TIMEOUT_S} s")
+        self._apply_comms()
+        log.debug("BACnet device %s (%d) serving on %s", self.device_name,
+                  self.device_instance, self.address)
+
+    async def stop(self) -> None:
+        """Close the sockets, drop COV subscriptions and pending transactions; idempotent."""
+        app, self._app = self._app, None
+        self._bindings.clear()
+        self._by_property.clear()
+        if app is None:
+            return
+        for task in list(self._sleepers):
+            task.cancel()
+        for detection in list(app._cov_detections.values()):
+            for cov in list(detection.cov_subscriptions):
+                app.cancel_subscription(cov)
+        for transaction in [*app.asap.clientTransactions, *app.asap.serverTransactions]:
+            transaction.stop_timer()
+        for requests in list(app._requests.values()):
+            for _, future in list(requests):
+                future.cancel()
+        for link in app.link_layers.values():
+            for task in link.server._transport_tasks:
+                task.cancel()
+        app.close()
+        for _ in range(3):  # transports close their sockets on the next loop iteration
+            await asyncio.sleep(0)
+
+    # -- behaviour ------------------------------------------------------------------------
+    def update(self, values: Mapping[str, Value]) -> None:
+        """Serve new engineering values; unknown point ids are ignored, bad values logged."""
+        for point_id, value in values.items():
+            point = self._points.get(point_id)
+            last = self._values.get(point_id)
+            if point is None or value is None or (last == value and type(last) is type(value)):
+                continue
+            try:
+                raw = self._encode(point, value)
+                binding = self._bindings.get(point_id)
+                if binding is not None:
+                    binding.set(raw)
+            except (BacnetServerError, ValueError, TypeError) as exc:
+                if point_id not in self._failed:
+                    log.warning("%s: cannot serve %s=%r: %s", self.device_name, point_id, value,
+                                exc)
+                    self._failed.add(point_id)
+                continue
+            self._values[point_id] = value
+            self._failed.discard(point_id)
+
+    def set_comms(self, mode: CommsMode, delay: float = 0.0) -> None:
+        """normal; slow: answer confirmed requests after ``delay`` s; silent: answer nothing."""
+        if mode not in ("normal", "slow", "silent"):
+            raise ValueError(f"comms mode is normal, slow or silent, not {mode!r}")
+        if delay < 0:
+            raise ValueError(f"delay must not be negative, got {delay}")
+        self.comms, self.delay = mode, delay
+        self._apply_comms()
+
+    def _apply_comms(self) -> None:
+        if self._app is not None:  # let the transaction outlive a slow answer
+            self._app.asap.applicationTimeout = max(3000, int(self.delay * 1000) + 2000)
+
+    async def _admit(self, apdu: Any) -> bool:
+        """Whether to process an incoming request (after the slow-mode delay)."""
+        if self.comms == "silent":
+            return False
+        if self.comms == "slow" and self.delay > 0 and isinstance(apdu, ConfirmedRequestPDU):
+            task = asyncio.current_task()
+            if task is not None:
+                self._sleepers.add(task)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self._sleepers.discard(task)  # type: ignore[arg-type]
+        return self.comms != "silent" and self._app is not None
+
+    def _write(self, oid: Any, prop: Any, index: int | None, priority: int | None,
+               value: Any) -> None:
+        """A WriteProperty from a client; raises ExecutionError to answer with an error."""
+        attr = PropertyIdentifier(prop).attr
+        binding = self._by_property.get((str(oid[0]), int(oid[1]), attr))
+        if binding is None and self._app.get_object_id(oid) is None:
+            raise ExecutionError(errorClass="object", errorCode="unknownObject")
+        if (binding is None or not binding.point.writable or self.profile.read_only
+                or attr != PRESENT_VALUE or index is not None):
+            log.info("%s: write to %s %s refused: not writable", self.device_name, oid, attr)
+            raise _denied()
+        point, obj = binding.point, binding.obj
+        try:
+            written = value.cast_out(obj.get_property_type(PRESENT_VALUE),
+                                     null=priority is not None)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _denied("invalidDataType") from exc
+        commandable = isinstance(obj, Commandable)
+        relinquish = isinstance(written, Null)
+        if relinquish and not commandable:
+            raise _denied("invalidDataType")
+        slot = priority or 16
+        effective = written
+        if commandable:
+            if not 1 <= slot <= 16:
+                raise _denied("valueOutOfRange")
+            entries = list(obj.priorityArray)
+            entries[slot - 1] = PriorityValue(null=()) if relinquish else PriorityValue(written)
+            effective = next((getattr(e, e._choice) for e in entries if e.null is None),
+                             obj.relinquishDefault)
+        try:
+            decoded = decode_bacnet(point, _plain(effective), enums=self.profile.enums)
+        except CodecError as exc:
+            raise _denied("valueOutOfRange") from exc
+        if decoded.quality != "good" or decoded.reason is not None or decoded.value is None:
+            raise _denied("valueOutOfRange")
+        if self._on_write is not None:
+            try:
+                self._on_write(point.id, decoded.value)
+            except WriteRefused as exc:
+                log.info("%s: write %s=%r refused by device: %s", self.device_name, point.id,
+                         decoded.value, exc)
+                raise _denied("valueOutOfRange") from exc
+        if commandable:
+            obj.priorityArray[slot - 1] = entries[slot - 1]
+        else:
+            binding.set(written)
+        self._values[point.id] = decoded.value
