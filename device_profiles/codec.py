@@ -12,8 +12,7 @@ in :mod:`device_profiles.registers`; this module adds what a profile point means
 - Scaling is computed in decimal on the shortest decimal form of each operand, so
   ``3 * 0.1`` is ``0.3``, and a float32 reads as its shortest decimal (123.456, not
   123.45600128173828). Unscaled integers stay ``int``.
-- Coils and discrete inputs: the block holds one 0/1 per bit; one bit is a ``bool``,
-  several (lowest address = bit 0) make an integer for ``bitfield`` and ``enum`` points.
+- Coils and discrete inputs: the "registers" are one 0/1 bit, decoded as a ``bool``.
 - Counters are unsigned modulo ``rollover`` (or 2**bits of the type), times ``scale``.
 """
 
@@ -32,9 +31,11 @@ from device_profiles.registers import (
     decode_raw,
     encode_raw,
     integer_range,
+    pack_record,
     set_bit,
     shortest_f32,
     to_signed,
+    unpack_record,
     unsigned_of,
 )
 from device_profiles.schema import (
@@ -42,7 +43,6 @@ from device_profiles.schema import (
     BitEntry,
     ByteOrder,
     EnumEntry,
-    EventField,
     EventLogSpec,
     ModbusPoint,
     ModbusType,
@@ -86,12 +86,12 @@ class Decoded:
     reason: str | None = None
 
     def __post_init__(self) -> None:
+        if self.quality not in ("good", "bad"):
+            raise ValueError(f"quality is 'good' or 'bad', not {self.quality!r}")
         if self.quality == "good" and self.value is None:
             raise ValueError("a good reading needs a value")
         if self.quality == "bad" and (self.value is not None or not self.reason):
             raise ValueError("a bad reading has no value and says why")
-        if self.quality not in ("good", "bad"):
-            raise ValueError(f"quality is 'good' or 'bad', not {self.quality!r}")
 
 
 def _bad(raw: int | float | str | None, reason: str) -> Decoded:
@@ -171,8 +171,6 @@ def _modbus_sentinel(point: ModbusPoint, registers: Sequence[int], raw: RawValue
                      byte_order: ByteOrder) -> bool:
     if isinstance(raw, str):
         return False
-    if point.table.is_bit_table:
-        return raw in point.invalid
     unsigned = unsigned_of(registers, byte_order)
     if unsigned in point.invalid or to_signed(unsigned, 16 * len(registers)) in point.invalid:
         return True
@@ -218,20 +216,13 @@ def _enum_decoded(point: ModbusPoint | BacnetPoint, number: int, raw: int | floa
     return Decoded(value=name, quality="good", raw=raw)
 
 
-def _decode_bits(point: ModbusPoint, bits: Sequence[int], enums: Enums) -> Decoded:
-    """Coils and discrete inputs: ``bits`` holds one 0/1 per address."""
+def _decode_bit(point: ModbusPoint, bits: Sequence[int]) -> Decoded:
+    """Coils and discrete inputs: ``bits`` holds the one 0/1 read."""
     if any(not isinstance(b, int) or b not in (0, 1) for b in bits):
         raise CodecError(f"point {point.id!r}: coils and discrete inputs read 0 or 1, got {bits}")
-    raw = sum(int(b) << i for i, b in enumerate(bits))
-    if point.invalid and raw in point.invalid:
-        return _bad(raw, "invalid sentinel")
-    if point.kind is PointKind.ENUM:
-        return _enum_decoded(point, raw, raw, enums)
-    if point.kind is PointKind.BITFIELD:
-        return Decoded(value=raw, quality="good", raw=raw)
     if len(bits) != 1:
-        raise CodecError(f"point {point.id!r}: only bitfield and enum points span several bits")
-    return Decoded(value=bool(raw), quality="good", raw=raw)
+        raise CodecError(f"point {point.id!r}: a coil or discrete input is one bit")
+    return Decoded(value=bool(bits[0]), quality="good", raw=int(bits[0]))
 
 
 def decode_modbus(point: ModbusPoint, registers: Sequence[int], *, byte_order: ByteOrder,
@@ -248,7 +239,7 @@ def decode_modbus(point: ModbusPoint, registers: Sequence[int], *, byte_order: B
     if len(registers) != point.width:
         raise CodecError(f"{who} takes {point.width} register(s), got {len(registers)}")
     if point.table.is_bit_table:
-        return _decode_bits(point, registers, enums)
+        return _decode_bit(point, registers)
     raw = decode_raw(registers, point.type, byte_order)
     if point.invalid and _modbus_sentinel(point, registers, raw, byte_order):
         return _bad(raw, "invalid sentinel")
@@ -328,18 +319,9 @@ def encode_modbus(point: ModbusPoint, value: object, *, byte_order: ByteOrder,
                          f"the other bits: read the register and use set_bit(registers, "
                          f"{point.bit}, on)")
     if point.table.is_bit_table:
-        if point.kind is PointKind.ENUM:
-            assert point.enum is not None
-            number = _enum_number(point.enum, value, enums, who)
-        elif point.kind is PointKind.BITFIELD and _is_number(value) and isinstance(value, int):
-            number = value
-        elif isinstance(value, bool | int) and value in (0, 1):
-            number = int(value)
-        else:
-            raise CodecError(f"{who}: a coil is True/False, got {value!r}")
-        if not 0 <= number < 1 << point.width:
-            raise CodecError(f"{who}: {value!r} does not fit in {point.width} bit(s)")
-        return [number >> i & 1 for i in range(point.width)]
+        if not isinstance(value, bool | int) or value not in (0, 1) or point.width != 1:
+            raise CodecError(f"{who}: a coil is one bit, True or False; got {value!r}")
+        return [int(value)]
     raw = _raw_for(point, value, enums)
     try:
         return encode_raw(raw, point.type, byte_order, count=point.width)
@@ -448,62 +430,32 @@ def counter_went_backwards(previous: int | float, current: int | float, modulus:
 # --- event logs ------------------------------------------------------------------------
 
 
-def _field_span(spec: EventLogSpec, field: EventField) -> slice:
-    width = field.type.width
-    if width is None and field.count is None:
-        raise CodecError(f"event field {field.id!r}: a string needs 'count'")
-    if width is not None and field.count not in (None, width):
-        raise CodecError(f"event field {field.id!r}: type {field.type} takes {width} register(s)")
-    end = field.offset + (field.count or width or 1)
-    if end > spec.record_size:
-        raise CodecError(f"event field {field.id!r} ends at register {end}, "
-                         f"past the record size {spec.record_size}")
-    return slice(field.offset, end)
-
-
 def decode_event_record(spec: EventLogSpec, registers: Sequence[int], *, byte_order: ByteOrder,
                         enums: Enums) -> dict[str, Value]:
     """One record (``record_size`` registers) -> ``{field id: value}``; enums give names."""
-    if len(registers) != spec.record_size:
-        raise CodecError(f"an event record is {spec.record_size} registers, got {len(registers)}")
-    record: dict[str, Value] = {}
+    record = unpack_record(spec, registers, byte_order)
     for field in spec.fields:
-        raw = decode_raw(registers[_field_span(spec, field)], field.type, byte_order)
+        raw = record[field.id]
         if field.enum is not None:
             number = _as_integer(raw) if not isinstance(raw, str) else None
             if number is None:
                 raise CodecError(f"event field {field.id!r}: enum value {raw!r} is not an integer")
             name = _enum_name(field.enum, number, enums, f"event field {field.id!r}")
-            raw = name if name is not None else f"unknown_{number}"
+            record[field.id] = name if name is not None else f"unknown_{number}"
         elif isinstance(raw, float) and field.type is ModbusType.F32:
-            raw = shortest_f32(raw)
-        record[field.id] = raw
+            record[field.id] = shortest_f32(raw)
     return record
 
 
 def encode_event_record(spec: EventLogSpec, record: Mapping[str, object], *,
                         byte_order: ByteOrder, enums: Enums) -> list[int]:
     """``{field id: value}`` (every field, no others) -> ``record_size`` registers."""
-    ids = {f.id for f in spec.fields}
-    if unknown := sorted(set(record) - ids):
-        raise CodecError(f"event record has unknown field(s) {', '.join(unknown)}")
-    if missing := sorted(ids - set(record)):
-        raise CodecError(f"event record lacks field(s) {', '.join(missing)}")
-    registers = [0] * spec.record_size
+    raw: dict[str, object] = dict(record)
     for field in spec.fields:
-        who = f"event field {field.id!r}"
-        span = _field_span(spec, field)
-        value = record[field.id]
-        if field.enum is not None:
-            value = _enum_number(field.enum, value, enums, who)
-        if not isinstance(value, bool | int | float | str):
-            raise CodecError(f"{who}: cannot encode {value!r}")
-        try:
-            width = span.stop - span.start
-            registers[span] = encode_raw(value, field.type, byte_order, count=width)
-        except CodecError as exc:
-            raise CodecError(f"{who}: {exc}") from exc
-    return registers
+        if field.enum is not None and field.id in raw:
+            raw[field.id] = _enum_number(field.enum, raw[field.id], enums,
+                                         f"event field {field.id!r}")
+    return pack_record(spec, raw, byte_order)
 
 
 def event_slot_address(point: ModbusPoint, seq: int) -> int:

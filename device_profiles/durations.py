@@ -1,4 +1,4 @@
-"""Durations written in profiles and configs: ``500ms``, ``5s``, ``15m``, ``2h``, ``1d`` or plain seconds."""
+"""Durations in profiles and configs: ``500ms``, ``5s``, ``15m``, ``2h``, ``1d`` or seconds."""
 
 from __future__ import annotations
 

@@ -19,6 +19,10 @@ One-register values (``u16``, ``s16``, ``bool``) follow the same rules, so ``BAD
 ``DCBA`` swap their two bytes while ``CDAB`` leaves them alone. A point that needs
 otherwise overrides the profile's byte order with its own ``byte_order``.
 
+Event-log records are fixed blocks of ``record_size`` registers; each field sits at its
+``offset`` and is read and written like a value of its type; registers no field covers
+are 0.
+
 Strings are UTF-8 (ASCII is a subset), two bytes per register, in address order: the
 first character is in the high byte of the first register for ``ABCD`` and ``CDAB``,
 in the low byte for ``BADC`` and ``DCBA``. Register order is never reversed for strings.
@@ -29,18 +33,20 @@ become U+FFFD. Encoding pads with NUL and refuses a string that does not fit.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from device_profiles.schema import ByteOrder, ModbusType
+from device_profiles.schema import ByteOrder, EventField, EventLogSpec, ModbusType
 
 __all__ = [
     "CodecError",
     "decode_raw",
     "encode_raw",
     "integer_range",
+    "pack_record",
     "set_bit",
     "shortest_f32",
     "to_signed",
+    "unpack_record",
     "unsigned_of",
 ]
 
@@ -231,3 +237,45 @@ def _encode_string(value: RawValue, byte_order: ByteOrder, count: int | None) ->
         )
     words = _to_words(data.ljust(2 * registers, b"\x00"))
     return _reorder(words, byte_order, reverse_words=False)
+
+
+def _field_span(spec: EventLogSpec, field: EventField) -> slice:
+    width = field.type.width
+    if width is None and field.count is None:
+        raise CodecError(f"event field {field.id!r}: a string needs 'count'")
+    if width is not None and field.count not in (None, width):
+        raise CodecError(f"event field {field.id!r}: type {field.type} takes {width} register(s)")
+    end = field.offset + (field.count or width or 1)
+    if end > spec.record_size:
+        raise CodecError(f"event field {field.id!r} ends at register {end}, "
+                         f"past the record size {spec.record_size}")
+    return slice(field.offset, end)
+
+
+def unpack_record(spec: EventLogSpec, registers: Sequence[int],
+                  byte_order: ByteOrder) -> dict[str, RawValue]:
+    """One event-log record -> ``{field id: raw value}``."""
+    regs = _checked(registers)
+    if len(regs) != spec.record_size:
+        raise CodecError(f"an event record is {spec.record_size} registers, got {len(regs)}")
+    return {f.id: decode_raw(regs[_field_span(spec, f)], f.type, byte_order) for f in spec.fields}
+
+
+def pack_record(spec: EventLogSpec, values: Mapping[str, object],
+                byte_order: ByteOrder) -> list[int]:
+    """``{field id: raw value}`` (every field, no others) -> one event-log record."""
+    ids = {f.id for f in spec.fields}
+    if unknown := sorted(set(values) - ids):
+        raise CodecError(f"event record has unknown field(s) {', '.join(unknown)}")
+    if missing := sorted(ids - set(values)):
+        raise CodecError(f"event record lacks field(s) {', '.join(missing)}")
+    registers = [0] * spec.record_size
+    for field in spec.fields:
+        span, value = _field_span(spec, field), values[field.id]
+        if not isinstance(value, bool | int | float | str):
+            raise CodecError(f"event field {field.id!r}: cannot encode {value!r}")
+        try:
+            registers[span] = encode_raw(value, field.type, byte_order, span.stop - span.start)
+        except CodecError as exc:
+            raise CodecError(f"event field {field.id!r}: {exc}") from exc
+    return registers

@@ -366,7 +366,8 @@ def parse_object_id(text: str) -> tuple[str, int]:
     kind, sep, instance = text.partition(",")
     kind = kind.strip()
     if not sep or not instance.strip().isdigit():
-        raise ValueError(f"BACnet object must be 'type,instance' like 'analog-input,3', got {text!r}")
+        raise ValueError(
+            f"BACnet object must be 'type,instance' like 'analog-input,3', got {text!r}")
     if kind not in BACNET_OBJECT_TYPES:
         raise ValueError(f"unknown BACnet object type {kind!r} in {text!r}")
     number = int(instance)

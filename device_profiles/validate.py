@@ -136,20 +136,20 @@ def _modbus_points(profile: ModbusProfile) -> Iterator[tuple[Loc, str]]:
         yield from ((at + loc, msg) for loc, msg in _modbus_point(point, profile))
         if point.table.is_bit_table:
             if point.width > limits.max_bits:
-                yield at + ("count",), f"spans {point.width} bits, over max_bits {limits.max_bits}"
+                yield (*at, "count"), f"spans {point.width} bits, over max_bits {limits.max_bits}"
         else:
             span = point.event_log.record_size if point.event_log else point.width
             if span > min(125, limits.max_registers):
-                yield (at + ("count",),
+                yield ((*at, "count"),
                        f"spans {span} registers; one read takes at most "
                        f"{min(125, limits.max_registers)}")
         if point.address + point.width > 65536:
-            yield at + ("address",), "runs past the last address 65535"
+            yield (*at, "address"), "runs past the last address 65535"
         for forbidden in limits.forbidden:
             if forbidden.table == point.table and _overlap(
                 (point.address, point.address + point.width - 1), (forbidden.start, forbidden.end)
             ):
-                yield (at + ("address",),
+                yield ((*at, "address"),
                        f"lies in the forbidden range {forbidden.start}-{forbidden.end}")
 
 
@@ -174,7 +174,8 @@ def _modbus_point(point: ModbusPoint, profile: ModbusProfile) -> Iterator[tuple[
         if not kind.is_integer:
             yield ("bit",), f"'bit' needs an integer type, not {kind}"
         elif point.bit >= 16 * (width or 1):
-            yield ("bit",), f"bit {point.bit} is out of range for {kind} (0-{16 * (width or 1) - 1})"
+            top = 16 * (width or 1) - 1
+            yield ("bit",), f"bit {point.bit} is out of range for {kind} (0-{top})"
         if point.kind is not PointKind.BOOL:
             yield ("kind",), "a point with 'bit' has kind bool"
     needs_int = (PointKind.ENUM, PointKind.BITFIELD, PointKind.COUNTER)
@@ -275,15 +276,16 @@ def _bacnet_points(profile: BacnetProfile) -> Iterator[tuple[Loc, str]]:
     for i, point in enumerate(profile.points):
         key = (point.object, point.prop, point.index)
         if key in seen:
-            yield ("points", i, "object"), f"{point.object} {point.prop} is also read by {seen[key]!r}"
+            yield (("points", i, "object"),
+                   f"{point.object} {point.prop} is also read by {seen[key]!r}")
         seen[key] = point.id
         family = next((f for f in _BACNET_KINDS if point.object_type.startswith(f)), None)
         if family and point.prop == "present-value" and point.kind not in _BACNET_KINDS[family]:
             allowed = " or ".join(str(k) for k in _BACNET_KINDS[family])
             yield ("points", i, "kind"), f"{point.object_type} present-value is kind {allowed}"
-        if point.kind is PointKind.ENUM and point.enum in profile.enums:
-            if any(e.value < 1 for e in profile.enums[point.enum or ""]):
-                yield ("points", i, "enum"), "BACnet multi-state values start at 1"
+        states = profile.enums.get(point.enum or "", []) if point.kind is PointKind.ENUM else []
+        if any(e.value < 1 for e in states):
+            yield ("points", i, "enum"), "BACnet multi-state values start at 1"
         if point.cov_increment is not None and not point.cov:
             yield ("points", i, "cov_increment"), "cov_increment needs cov: true"
         if point.kind is PointKind.EVENT_LOG:

@@ -1,32 +1,25 @@
 """One simulated BACnet/IP device, generated from a BACnet device profile.
 
 The only module in ``simulators`` that imports bacpypes3. A :class:`BacnetDeviceServer`
-is one bacpypes3 application on its own address, e.g. ``127.0.0.5/8:47808``: on
-loopback the /8 mask makes 127.255.255.255 the broadcast address, so every simulated
-device hears a Who-Is. It serves one object per profile point (points that read other
-properties of the same object share it), answers Who-Is, ReadProperty(-Multiple),
-WriteProperty(-Multiple) and SubscribeCOV, and notifies COV subscribers when
-:meth:`~BacnetDeviceServer.update` changes a value (analog objects honour the point's
-``cov_increment``).
+is one bacpypes3 application on its own address, e.g. ``127.0.0.5/8:47808`` (on
+loopback the /8 mask makes 127.255.255.255 the broadcast, so every device hears a
+Who-Is). It serves one object per point object of the profile, answers Who-Is,
+ReadProperty(-Multiple), WriteProperty(-Multiple) and SubscribeCOV, and notifies COV
+subscribers when :meth:`~BacnetDeviceServer.update` changes a value (analog objects
+honour the point's ``cov_increment``). Values are mapped with
+:mod:`device_profiles.codec`, so simulator and gateway agree by construction.
 
-Values cross this module as engineering values (enum names, bools, numbers) and are
-mapped with :mod:`device_profiles.codec`, so simulator and gateway agree by
-construction. Writes are accepted only on the present-value of points the profile marks
-writable (commandable objects through their priority array, so relinquish works);
-every other write answers write-access-denied, and a refusal by the behaviour model
-(:class:`~simulators.models.base.WriteRefused`) answers value-out-of-range, as the
-Modbus server answers illegal-data-value.
+Writes are accepted only on the present-value of points the profile marks writable
+(commandable objects through their priority array, so relinquish works); any other
+write answers write-access-denied, and a refusal by the model (``WriteRefused``)
+answers value-out-of-range, as the Modbus server answers illegal-data-value.
 
-bacpypes3 0.0.110 traps handled here:
-
-- a bind that fails is retried forever in a background task and never raised, so
-  :meth:`~BacnetDeviceServer.start` test-binds the address first and then waits for
-  the endpoints with a deadline;
-- the library's WriteProperty(-Multiple) writes any property of any object (even an
-  input's present-value), so both services are replaced;
-- local multi-state objects use the COV-increment criteria without having a
-  covIncrement (subscribing raises), and analog objects need covIncrement set;
-- local objects schedule a task when built, so they are built inside the running loop.
+bacpypes3 0.0.110 traps handled here: a failed bind is retried forever in the
+background, never raised (start() test-binds first, then waits with a deadline); the
+library's WriteProperty(-Multiple) writes any property of any object (both replaced);
+its local multi-state objects use COV-increment criteria without a covIncrement, and
+analog objects need covIncrement set; local objects schedule a task when built (they
+are built inside the running loop).
 """
 
 from __future__ import annotations
@@ -38,30 +31,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from bacpypes3 import object as std
 from bacpypes3.apdu import ConfirmedRequestPDU, SimpleAckPDU, WritePropertyMultipleError
 from bacpypes3.app import Application
 from bacpypes3.basetypes import ErrorType, ObjectPropertyReference, PriorityValue
 from bacpypes3.errors import ExecutionError
-from bacpypes3.local.analog import AnalogInputObject, AnalogOutputObject, AnalogValueObject
-from bacpypes3.local.binary import BinaryInputObject, BinaryOutputObject, BinaryValueObject
+from bacpypes3.local import analog, binary, multistate
 from bacpypes3.local.cmd import Commandable
 from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
 from bacpypes3.local.device import DeviceObject
-from bacpypes3.local.multistate import (
-    MultiStateInputObject,
-    MultiStateOutputObject,
-    MultiStateValueObject,
-)
 from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.local.object import Object as LocalObject
-from bacpypes3.object import (
-    AccumulatorObject,
-    CharacterStringValueObject,
-    IntegerValueObject,
-    LifeSafetyPointObject,
-    LifeSafetyZoneObject,
-    PositiveIntegerValueObject,
-)
 from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Boolean, Null, PropertyIdentifier
 
@@ -83,54 +63,32 @@ class BacnetServerError(SimError):
     """A simulated BACnet device could not be built from its profile, or could not start."""
 
 
-# Local object classes not shipped by bacpypes3, or shipped with the wrong COV criteria.
-class _MultiStateInput(MultiStateInputObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
+def _local(base: Any, criteria: Any, *, local: bool = True) -> Any:
+    """A local (servable) object class for ``base`` with the right COV criteria.
 
-
-class _MultiStateOutput(MultiStateOutputObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
-
-
-class _MultiStateValue(MultiStateValueObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
-
-
-class _Accumulator(LocalObject, AccumulatorObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
-
-
-class _IntegerValue(LocalObject, IntegerValueObject):  # type: ignore[misc]
-    _cov_criteria = COVIncrementCriteria
-
-
-class _PositiveIntegerValue(LocalObject, PositiveIntegerValueObject):  # type: ignore[misc]
-    _cov_criteria = COVIncrementCriteria
-
-
-class _CharacterStringValue(LocalObject, CharacterStringValueObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
-
-
-class _LifeSafetyZone(LocalObject, LifeSafetyZoneObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
-
-
-class _LifeSafetyPoint(LocalObject, LifeSafetyPointObject):  # type: ignore[misc]
-    _cov_criteria = GenericCriteria
+    Not registered with any vendor: this module has no ``_vendor_id``, so decoding in
+    the same process (the gateway's tests) keeps the library's own classes.
+    """
+    bases = (LocalObject, base) if local else (base,)
+    return type(f"Sim{base.__name__}", bases, {"_cov_criteria": criteria})
 
 
 _CLASSES: dict[str, Any] = {
-    "analog-input": AnalogInputObject, "analog-output": AnalogOutputObject,
-    "analog-value": AnalogValueObject,
-    "binary-input": BinaryInputObject, "binary-output": BinaryOutputObject,
-    "binary-value": BinaryValueObject,
-    "multi-state-input": _MultiStateInput, "multi-state-output": _MultiStateOutput,
-    "multi-state-value": _MultiStateValue,
-    "accumulator": _Accumulator, "integer-value": _IntegerValue,
-    "positive-integer-value": _PositiveIntegerValue,
-    "characterstring-value": _CharacterStringValue,
-    "life-safety-zone": _LifeSafetyZone, "life-safety-point": _LifeSafetyPoint,
+    "analog-input": analog.AnalogInputObject, "analog-output": analog.AnalogOutputObject,
+    "analog-value": analog.AnalogValueObject,
+    "binary-input": binary.BinaryInputObject, "binary-output": binary.BinaryOutputObject,
+    "binary-value": binary.BinaryValueObject,
+    # bacpypes3's local multi-state classes use increment criteria and have no covIncrement
+    "multi-state-input": _local(multistate.MultiStateInputObject, GenericCriteria, local=False),
+    "multi-state-output": _local(multistate.MultiStateOutputObject, GenericCriteria,
+                                 local=False),
+    "multi-state-value": _local(multistate.MultiStateValueObject, GenericCriteria, local=False),
+    "accumulator": _local(std.AccumulatorObject, GenericCriteria),
+    "integer-value": _local(std.IntegerValueObject, COVIncrementCriteria),
+    "positive-integer-value": _local(std.PositiveIntegerValueObject, COVIncrementCriteria),
+    "characterstring-value": _local(std.CharacterStringValueObject, GenericCriteria),
+    "life-safety-zone": _local(std.LifeSafetyZoneObject, GenericCriteria),
+    "life-safety-point": _local(std.LifeSafetyPointObject, GenericCriteria),
     "device": DeviceObject,
 }
 
@@ -201,12 +159,17 @@ class _SimApplication(Application):  # type: ignore[misc]
         if self.server.comms != "silent":
             super().cov_notification(cov, apdu)
 
-    async def do_WritePropertyRequest(self, apdu: Any) -> None:  # noqa: N802
+    def cov_confirmation(self, cov: Any, future: asyncio.Future[Any]) -> None:
+        # the library's callback raises (into the loop's handler) on any negative answer
+        if not future.cancelled() and future.exception() is not None:
+            log.debug("COV notification to %s refused: %r", cov.client_addr, future.exception())
+
+    async def do_WritePropertyRequest(self, apdu: Any) -> None:
         self.server._write(apdu.objectIdentifier, apdu.propertyIdentifier,
                            apdu.propertyArrayIndex, apdu.priority, apdu.propertyValue)
         await self.response(SimpleAckPDU(context=apdu))
 
-    async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:  # noqa: N802
+    async def do_WritePropertyMultipleRequest(self, apdu: Any) -> None:
         for spec in apdu.listOfWriteAccessSpecs:
             for item in spec.listOfProperties:
                 try:
@@ -239,10 +202,8 @@ class BacnetDeviceServer:
             raise BacnetServerError(f"device instance {device_instance} is out of range")
         self._points = {p.id: p for p in profile.points}
         self._check_profile()
-        self._values: dict[str, Value] = {}
+        self._values = {p.id: initial.get(p.id, self._default(p)) for p in profile.points}
         for point in profile.points:
-            value = initial.get(point.id)
-            self._values[point.id] = value if value is not None else self._default(point)
             self._encode(point, self._values[point.id])
         self.comms: CommsMode = "normal"
         self.delay = 0.0
@@ -255,25 +216,27 @@ class BacnetDeviceServer:
     # -- profile -> objects ---------------------------------------------------------------
     def _check_profile(self) -> None:
         seen: set[tuple[str, str]] = set()
+        names = {self.device_name, f"{self.device_name}/port"}
         for point in self.profile.points:
             who = f"{self.profile.id}: point {point.id!r}"
             cls = _CLASSES.get(point.object_type)
-            if cls is None:
-                raise BacnetServerError(f"{who}: object type {point.object_type} is not served")
             attr = _attr(point.prop)
-            if attr not in cls._elements:
-                raise BacnetServerError(f"{who}: {point.object_type} has no property {point.prop}")
+            if cls is None or attr not in cls._elements:
+                raise BacnetServerError(f"{who}: {point.object} {point.prop} is not served")
             if point.index is not None:
                 raise BacnetServerError(f"{who}: array elements ('index') are not served")
             key = ("device" if point.object_type == "device" else point.object, attr)
-            if key in seen:
-                raise BacnetServerError(f"{who}: {point.object} {point.prop} is served twice")
+            if key in seen or point.id in names:
+                raise BacnetServerError(f"{who}: {point.object} {point.prop} is served twice, "
+                                        f"or the point id is the name of another object")
             seen.add(key)
+            names.add(point.id)
 
     def _default(self, point: BacnetPoint) -> Value:
+        """The value of a point ``initial`` does not give."""
         if point.kind is PointKind.ENUM and point.enum is not None:
             return self.profile.enums[point.enum][0].name
-        return {PointKind.BOOL: False, PointKind.TEXT: ""}.get(point.kind, 0)
+        return False if point.kind is PointKind.BOOL else "" if point.kind is PointKind.TEXT else 0
 
     def _encode(self, point: BacnetPoint, value: Value) -> object:
         """Engineering value -> what bacpypes3 casts into the property."""
@@ -281,41 +244,39 @@ class BacnetDeviceServer:
             raw = encode_bacnet(point, value, enums=self.profile.enums)
         except CodecError as exc:
             raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
-        if point.kind is PointKind.BOOL and _attr(point.prop) != PRESENT_VALUE:
-            cls = _CLASSES[point.object_type]
-            if issubclass(cls._elements[_attr(point.prop)], Boolean):
-                return bool(value)
+        attr = _attr(point.prop)
+        if attr != PRESENT_VALUE and issubclass(_CLASSES[point.object_type]._elements[attr],
+                                                Boolean):
+            return bool(value)
         return raw
 
     def _objects(self) -> list[Any]:
+        """The device object, one object per point object, and the network port last."""
+        description = self.profile.description.en if self.profile.description else None
         device = DeviceObject(
             objectIdentifier=("device", self.device_instance), objectName=self.device_name,
             vendorName=self.vendor_name, vendorIdentifier=VENDOR_IDENTIFIER,
             modelName=self.profile.model, firmwareRevision=self.profile.version,
-            description=(self.profile.description.en if self.profile.description
-                         else self.profile.model),
-            apduTimeout=3000, numberOfApduRetries=3)
-        port = NetworkPortObject(self.address, objectIdentifier=("network-port", 1),
-                                 objectName=f"{self.device_name}/port")
+            description=description or self.profile.model, apduTimeout=3000,
+            numberOfApduRetries=3)
         groups: dict[str, list[BacnetPoint]] = {}
         for point in self.profile.points:
             groups.setdefault(point.object, []).append(point)
-        objects: list[Any] = [device, port]
+        objects: list[Any] = [device]
         for points in groups.values():
-            if points[0].object_type == "device":
-                obj = device
-            else:
-                obj = self._point_object(points)
+            obj = device if points[0].object_type == "device" else self._point_object(points)
+            if obj is not device:
                 objects.append(obj)
             for point in points:
                 binding = _Binding(point, obj, _attr(point.prop))
-                if binding.attr != PRESENT_VALUE or obj is device:
+                if binding.attr != PRESENT_VALUE:
                     binding.set(self._encode(point, self._values[point.id]))
                 self._bindings[point.id] = binding
-                key = (point.object_type, point.instance, binding.attr)
-                if obj is device:
-                    key = ("device", self.device_instance, binding.attr)
-                self._by_property[key] = binding
+                instance = self.device_instance if obj is device else point.instance
+                self._by_property[(point.object_type, instance, binding.attr)] = binding
+        # the port opens the sockets: add it last, after every object was accepted
+        objects.append(NetworkPortObject(self.address, objectIdentifier=("network-port", 1),
+                                         objectName=f"{self.device_name}/port"))
         return objects
 
     def _point_object(self, points: list[BacnetPoint]) -> Any:
@@ -325,29 +286,27 @@ class BacnetDeviceServer:
         kwargs: dict[str, object] = {
             "objectIdentifier": (first.object_type, first.instance),
             "objectName": first.id, "description": first.name.en,
+            **{k: v for k, v in _DEFAULTS.items() if k in cls._elements},
         }
-        kwargs.update({k: v for k, v in _DEFAULTS.items() if k in cls._elements})
         if "units" in cls._elements:
             kwargs["units"] = _UNITS.get(first.unit, "noUnits")
         if "covIncrement" in cls._elements:
             kwargs["covIncrement"] = (main.cov_increment if main else None) or 0.0
         if first.object_type.startswith("multi-state") and first.enum is not None:
-            entries = self.profile.enums[first.enum]
-            texts = {e.value: e.en for e in entries}
-            states = max(max(texts), 1)
+            texts = {e.value: e.en for e in self.profile.enums[first.enum]}
+            states = max(*texts, 1)
             kwargs["numberOfStates"] = states
             kwargs["stateText"] = [texts.get(n, f"State {n}") for n in range(1, states + 1)]
         if main is not None:
             kwargs[PRESENT_VALUE] = self._encode(main, self._values[main.id])
-        else:
+        else:  # only other properties are points: a neutral present value
             kwargs[PRESENT_VALUE] = (1 if first.object_type.startswith("multi-state")
                                      else "" if first.object_type.startswith("character") else 0)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise BacnetServerError(
-                f"{self.profile.id}: cannot build {first.object} for point {first.id!r}: "
-                f"{exc!r}") from exc
+            raise BacnetServerError(f"{self.profile.id}: cannot build {first.object} for "
+                                    f"point {first.id!r}: {exc!r}") from exc
 
     # -- lifecycle ------------------------------------------------------------------------
     @property
@@ -355,23 +314,21 @@ class BacnetDeviceServer:
         return self._app is not None
 
     async def start(self) -> None:
-        """Bind the device to its address and start answering; BacnetServerError if not."""
+        """Bind the device to its address and answer requests; BacnetServerError if not."""
         if self._app is not None:
             return
-        host, port = self._ip.addrTuple
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind((host, port))
+            try:  # bacpypes3 would retry a failed bind forever, silently
+                probe.bind(self._ip.addrTuple)
             except OSError as exc:
                 raise BacnetServerError(
                     f"cannot serve BACnet/IP on {self.address}: {exc}") from exc
         try:
-            objects = self._objects()
-            app = _SimApplication.from_object_list(objects)
-        except RuntimeError as exc:  # duplicate names or identifiers
+            app = _SimApplication.from_object_list(self._objects())
+        except RuntimeError as exc:
+            self._bindings.clear()
             raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
-        app.server = self
-        self._app = app
+        app.server, self._app = self, app
         tasks = [t for link in app.link_layers.values() for t in link.server._transport_tasks]
         _, pending = await asyncio.wait(tasks, timeout=ENDPOINT_TIMEOUT_S)
         if pending:
@@ -379,11 +336,11 @@ class BacnetDeviceServer:
             raise BacnetServerError(f"cannot serve BACnet/IP on {self.address}: the UDP "
                                     f"endpoints did not open within {ENDPOINT_TIMEOUT_S} s")
         self._apply_comms()
-        log.debug("BACnet device %s (%d) serving on %s", self.device_name,
-                  self.device_instance, self.address)
+        log.debug("BACnet device %s (%d) on %s", self.device_name, self.device_instance,
+                  self.address)
 
     async def stop(self) -> None:
-        """Close the sockets, drop COV subscriptions and pending transactions; idempotent."""
+        """Close the sockets, drop subscriptions and pending transactions; idempotent."""
         app, self._app = self._app, None
         self._bindings.clear()
         self._by_property.clear()
@@ -403,12 +360,16 @@ class BacnetDeviceServer:
             for task in link.server._transport_tasks:
                 task.cancel()
         app.close()
-        for _ in range(3):  # transports close their sockets on the next loop iteration
+        for _ in range(3):  # closed transports release their sockets on the next loop turn
             await asyncio.sleep(0)
 
     # -- behaviour ------------------------------------------------------------------------
     def update(self, values: Mapping[str, Value]) -> None:
-        """Serve new engineering values; unknown point ids are ignored, bad values logged."""
+        """Serve new values: changed points are set, COV subscribers notified.
+
+        Ids of no point are ignored; a value the point cannot hold is logged once and
+        skipped (the rest still update), like the Modbus register image.
+        """
         for point_id, value in values.items():
             point = self._points.get(point_id)
             last = self._values.get(point_id)
@@ -416,13 +377,12 @@ class BacnetDeviceServer:
                 continue
             try:
                 raw = self._encode(point, value)
-                binding = self._bindings.get(point_id)
-                if binding is not None:
+                if (binding := self._bindings.get(point_id)) is not None:
                     binding.set(raw)
             except (BacnetServerError, ValueError, TypeError) as exc:
                 if point_id not in self._failed:
-                    log.warning("%s: cannot serve %s=%r: %s", self.device_name, point_id, value,
-                                exc)
+                    log.warning("%s: cannot serve %s=%r: %s", self.device_name, point_id,
+                                value, exc)
                     self._failed.add(point_id)
                 continue
             self._values[point_id] = value
@@ -430,34 +390,36 @@ class BacnetDeviceServer:
 
     def set_comms(self, mode: CommsMode, delay: float = 0.0) -> None:
         """normal; slow: answer confirmed requests after ``delay`` s; silent: answer nothing."""
-        if mode not in ("normal", "slow", "silent"):
-            raise ValueError(f"comms mode is normal, slow or silent, not {mode!r}")
-        if delay < 0:
-            raise ValueError(f"delay must not be negative, got {delay}")
+        if mode not in ("normal", "slow", "silent") or delay < 0:
+            raise ValueError(f"comms is normal, slow or silent with a delay >= 0, "
+                             f"not {mode!r} {delay!r}")
         self.comms, self.delay = mode, delay
         self._apply_comms()
 
     def _apply_comms(self) -> None:
-        if self._app is not None:  # let the transaction outlive a slow answer
+        if self._app is not None:  # a transaction must outlive a slow answer
             self._app.asap.applicationTimeout = max(3000, int(self.delay * 1000) + 2000)
 
+    def _silent(self) -> bool:
+        return self.comms == "silent" or self._app is None
+
     async def _admit(self, apdu: Any) -> bool:
-        """Whether to process an incoming request (after the slow-mode delay)."""
-        if self.comms == "silent":
+        """Whether to process an incoming request, after the slow-mode delay."""
+        if self._silent():
             return False
         if self.comms == "slow" and self.delay > 0 and isinstance(apdu, ConfirmedRequestPDU):
             task = asyncio.current_task()
-            if task is not None:
-                self._sleepers.add(task)
+            assert task is not None
+            self._sleepers.add(task)
             try:
                 await asyncio.sleep(self.delay)
             finally:
-                self._sleepers.discard(task)  # type: ignore[arg-type]
-        return self.comms != "silent" and self._app is not None
+                self._sleepers.discard(task)
+        return not self._silent()
 
     def _write(self, oid: Any, prop: Any, index: int | None, priority: int | None,
                value: Any) -> None:
-        """A WriteProperty from a client; raises ExecutionError to answer with an error."""
+        """A client's write of one property; raises ExecutionError to answer an error."""
         attr = PropertyIdentifier(prop).attr
         binding = self._by_property.get((str(oid[0]), int(oid[1]), attr))
         if binding is None and self._app.get_object_id(oid) is None:
@@ -472,13 +434,11 @@ class BacnetDeviceServer:
                                      null=priority is not None)
         except (ValueError, TypeError, AttributeError) as exc:
             raise _denied("invalidDataType") from exc
-        commandable = isinstance(obj, Commandable)
-        relinquish = isinstance(written, Null)
+        commandable, relinquish = isinstance(obj, Commandable), isinstance(written, Null)
         if relinquish and not commandable:
             raise _denied("invalidDataType")
-        slot = priority or 16
-        effective = written
-        if commandable:
+        slot, effective = priority or 16, written
+        if commandable:  # what the present value becomes once the slot is written
             if not 1 <= slot <= 16:
                 raise _denied("valueOutOfRange")
             entries = list(obj.priorityArray)
@@ -490,13 +450,13 @@ class BacnetDeviceServer:
         except CodecError as exc:
             raise _denied("valueOutOfRange") from exc
         if decoded.quality != "good" or decoded.reason is not None or decoded.value is None:
-            raise _denied("valueOutOfRange")
+            raise _denied("valueOutOfRange")  # e.g. a state the enum does not have
         if self._on_write is not None:
             try:
                 self._on_write(point.id, decoded.value)
             except WriteRefused as exc:
-                log.info("%s: write %s=%r refused by device: %s", self.device_name, point.id,
-                         decoded.value, exc)
+                log.info("%s: write %s=%r refused by the device: %s", self.device_name,
+                         point.id, decoded.value, exc)
                 raise _denied("valueOutOfRange") from exc
         if commandable:
             obj.priorityArray[slot - 1] = entries[slot - 1]

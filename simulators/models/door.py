@@ -14,7 +14,8 @@ Faults (``inject``/``clear``), ``door`` is 1..``doors``:
   event follow once the held-open time limit has passed.
 - ``tamper`` {door?}: that door's reader tamper; without ``door``, the cabinet switch.
 - ``reader_offline`` {door}: cards cannot be read there (the exit button still works).
-- ``mains_failure``: the controller runs on its battery.
+- ``mains_failure``: the controller runs on its battery (battery low after 4 h).
+- ``clear`` of ``door_forced``/``door_held``/``reader_offline`` without ``door`` clears all doors.
 - ``badge`` {door, credential?, granted?=true, direction?="in", reason?}: one scripted card
   presentation, instantaneous. ``clear("badge")`` raises ValueError (nothing to clear).
   A badge at an offline reader or at a door that is forced/held open logs nothing.

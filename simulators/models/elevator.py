@@ -274,6 +274,8 @@ class ElevatorModel(DeviceModel):
     def _withdraw(self) -> None:
         """Service withdrawn: stop at the next landing ahead and let everybody out."""
         self._queue.clear()
+        if self._door == "open":  # doors already open: everybody walks out now
+            self._people = 0
         self._journey, self._evacuate = None, self._people > 0
         if self._target is None or self._inspection:
             return

@@ -8,7 +8,8 @@ profile's ``rollover`` of 100000000 at 0.01 kWh).
 Options: ``initial_kwh`` (default 0), ``peak_kw`` (150), ``base_kw`` (30),
 ``mix`` (``office`` | ``residential`` | ``mixed``, default ``mixed``), ``ct_ratio`` (300).
 Faults: ``phase_loss`` {phase: 1-3}, ``power_failure``, ``overvoltage`` {phase?, volts?=258},
-``undervoltage`` {phase?, volts?=198} (no ``phase``: all three), ``counter_reset`` {kwh?=0}
+``undervoltage`` {phase?, volts?=198} (no ``phase``: all three), ``low_power_factor``
+(capacitor bank out: PF about 0.78), ``counter_reset`` {kwh?=0}
 (the meter is reset or replaced: the import counter jumps back; instantaneous, so
 ``clear("counter_reset")`` raises ValueError).
 
@@ -61,7 +62,8 @@ class EnergyMeterModel(DeviceModel):
 
     profiles: ClassVar[tuple[str, ...]] = ("energy-meter-3p-modbus",)
     faults: ClassVar[frozenset[str]] = frozenset({
-        "phase_loss", "power_failure", "overvoltage", "undervoltage", "counter_reset"})
+        "phase_loss", "power_failure", "overvoltage", "undervoltage", "low_power_factor",
+        "counter_reset"})
 
     def __init__(self, device_id: str, ctx: SimContext, options: Mapping[str, Any]) -> None:
         super().__init__(device_id, ctx, options)
@@ -80,6 +82,7 @@ class EnergyMeterModel(DeviceModel):
         self.kvarh = 0.0
         self.lost: set[int] = set()
         self.supply_lost = False
+        self.capacitors_out = False
         self.v_forced: dict[int, float] = {}
         self._now = ctx.clock.now()
         self.demand = 0.0
@@ -120,6 +123,8 @@ class EnergyMeterModel(DeviceModel):
         load = self.load_kw(at) * (1 + rng.gauss(0, 0.015))
         ratio = (load - self.base_kw) / max(self.peak_kw - self.base_kw, 1e-9)
         pf = max(0.86, min(0.98, 0.88 + 0.09 * ratio + rng.gauss(0, 0.005)))
+        if self.capacitors_out:
+            pf = 0.78 + rng.gauss(0, 0.005)
         powers = [load * self.split[i] if ok else 0.0 for i, ok in enumerate(alive)]
         amps = [p * 1000 / (v * pf) if p > 0 else 0.0 for p, v in zip(powers, volts, strict=True)]
         p_total = sum(powers)
@@ -161,6 +166,8 @@ class EnergyMeterModel(DeviceModel):
             self.lost.add(_phase(args, required=True)[0])
         elif fault == "power_failure":
             self.supply_lost = True
+        elif fault == "low_power_factor":
+            self.capacitors_out = True
         elif fault in ("overvoltage", "undervoltage"):
             if fault == "overvoltage":
                 volts = _number(args, "volts", 258.0, OVER_V + 0.1, 300.0)
@@ -180,6 +187,8 @@ class EnergyMeterModel(DeviceModel):
             self.lost -= set(_phase(args))
         elif fault == "power_failure":
             self.supply_lost = False
+        elif fault == "low_power_factor":
+            self.capacitors_out = False
         else:
             for phase in _phase(args):
                 self.v_forced.pop(phase, None)

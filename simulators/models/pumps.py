@@ -131,6 +131,29 @@ class _PumpModel(DeviceModel):
         self.running[i], self.timer[i] = True, 0.0
         self.starts[i] += 1
 
+    #: writable setting -> (attribute, lowest, highest, whole numbers only)
+    SETTINGS: ClassVar[dict[str, tuple[str, float, float, bool]]] = {}
+
+    def write(self, point_id: str, value: Value) -> None:
+        if point_id in self.SETTINGS:
+            attr, low, high, integer = self.SETTINGS[point_id]
+            number = written_number(point_id, value, low, high, integer=integer)
+            self._check_setting(attr, number)
+            setattr(self, attr, int(number) if integer else number)
+        elif point_id == "control_mode":
+            self.mode = written_mode(value)
+        elif point_id == "fault_reset":
+            if value is True or value == 1:
+                self._reset()
+        else:
+            super().write(point_id, value)
+
+    def _check_setting(self, attr: str, number: float) -> None:
+        """Refuse a setting that does not fit the others (WriteRefused)."""
+
+    def _reset(self) -> None:
+        """The panel's fault reset: clear latched faults."""
+
 
 class BoosterPumpSetModel(_PumpModel):
     """Three VFD pumps holding outlet pressure, fed from a break tank with a float inlet valve.
@@ -166,8 +189,12 @@ class BoosterPumpSetModel(_PumpModel):
         self.volume = 0.85 * self.tank_volume
         self.valve_open = self.supply_lost = self.dry_run = False
         self.pressure = self.measured = self.setpoint
-        self.demand = self.flow = 0.0
-        self.running[0] = True
+        self.demand = self.opt["peak_flow"] * day_curve(WATER_USE, ctx.clock.local_hour())
+        self.stage = min(self.duty_count, max(1, math.ceil(self.demand / self.pump_flow)))
+        for p in self.duty_set()[: self.stage]:  # start as if it had been running for a while
+            self.running[p - 1] = True
+        self.flow = 0.0
+        self._hydraulics(0.0)
 
     def step(self, now: float, dt: float) -> None:
         for t, h in substeps(now, dt):
@@ -286,25 +313,14 @@ class BoosterPumpSetModel(_PumpModel):
         else:
             self.supply_lost = False
 
-    #: writable setting -> (attribute, lowest, highest, whole numbers only)
     SETTINGS: ClassVar[dict[str, tuple[str, float, float, bool]]] = {
         "pressure_setpoint": ("setpoint", 0.1, 1.6, False),
         "rotation_period": ("rotation_hours", 0, 720, True),
         "duty_pumps": ("duty_count", 1, 3, True), "dry_run_level": ("dry_run_level", 2, 50, False)}
 
-    def write(self, point_id: str, value: Value) -> None:
-        if point_id in self.SETTINGS:
-            attr, low, high, integer = self.SETTINGS[point_id]
-            number = written_number(point_id, value, low, high, integer=integer)
-            setattr(self, attr, int(number) if integer else number)
-        elif point_id == "control_mode":
-            self.mode = written_mode(value)
-        elif point_id == "fault_reset":
-            if value is True or value == 1:
-                self.tripped.clear()
-                self.dry_run = self.dry_run and self.level_pct < self.dry_run_level
-        else:
-            super().write(point_id, value)
+    def _reset(self) -> None:
+        self.tripped.clear()
+        self.dry_run = self.dry_run and self.level_pct < self.dry_run_level
 
     def values(self) -> dict[str, Value]:
         running = any(self.running)
@@ -331,7 +347,7 @@ class BoosterPumpSetModel(_PumpModel):
             "suction_pressure": round(0.0098 * (self.tank_level + 0.3)
                                       - 0.01 * (self.flow / (3 * self.pump_flow)) ** 2, 3),
             "tank_level_pct": round(level, 1), "tank_level": round(self.tank_level, 2),
-            "flow": round(self.flow, 1), "duty_pump": self.lead,
+            "flow": round(self.flow, 1), "duty_pump": (self.duty_set() or [self.lead])[0],
             "pumps_running": sum(self.running), "set_state": state,
             "rotation_remaining": math.ceil(left / 60.0) if self.rotation_hours > 0 else 0,
             "pressure_setpoint": round(self.setpoint, 3),
@@ -445,25 +461,22 @@ class SumpPumpModel(_PumpModel):
         else:
             self.extra_inflow = 0.0
 
-    def write(self, point_id: str, value: Value) -> None:
-        levels = {"lead_start_level": "lead_start", "lag_start_level": "lag_start",
-                  "stop_level": "stop", "high_level_setpoint": "high_setpoint"}
-        if point_id in levels:
-            number = written_number(point_id, value, 0.05, self.depth)
-            proposed = {k: getattr(self, k) for k in levels.values()}
-            proposed[levels[point_id]] = number
-            if not (proposed["stop"] < proposed["lead_start"] <= proposed["lag_start"]
-                    < proposed["high_setpoint"]):
-                raise WriteRefused(f"{point_id} {value!r} breaks stop < lead start <= lag start "
-                                   "< high level")
-            setattr(self, levels[point_id], number)
-        elif point_id == "control_mode":
-            self.mode = written_mode(value)
-        elif point_id == "fault_reset":
-            if value is True or value == 1:
-                self.failed.clear()
-        else:
-            super().write(point_id, value)
+    SETTINGS: ClassVar[dict[str, tuple[str, float, float, bool]]] = {
+        "lead_start_level": ("lead_start", 0.05, 10.0, False),
+        "lag_start_level": ("lag_start", 0.05, 10.0, False),
+        "stop_level": ("stop", 0.05, 10.0, False),
+        "high_level_setpoint": ("high_setpoint", 0.05, 10.0, False)}
+
+    def _check_setting(self, attr: str, number: float) -> None:
+        levels = {k: getattr(self, k) for k in ("stop", "lead_start", "lag_start", "high_setpoint")}
+        levels[attr] = number
+        if not (levels["stop"] < levels["lead_start"] <= levels["lag_start"]
+                < levels["high_setpoint"] < self.depth):
+            raise WriteRefused(f"{attr} {number:g} m breaks stop < lead start <= lag start "
+                               f"< high level < pit depth ({self.depth:g} m)")
+
+    def _reset(self) -> None:
+        self.failed.clear()
 
     def values(self) -> dict[str, Value]:
         run1, run2 = self.running
@@ -473,7 +486,9 @@ class SumpPumpModel(_PumpModel):
             "fault_word": _bits(1 in self.failed, 2 in self.failed, self.high_flag, high_high),
             "pit_level": round(self.level, 2),
             "pit_level_pct": round(100.0 * self.level / self.depth, 1),
-            "lead_pump": self.lead, "float_high": high, "float_high_high": high_high,
+            "lead_pump": next((p for p in (self.lead, 3 - self.lead) if p not in self.failed),
+                              self.lead),
+            "float_high": high, "float_high_high": high_high,
             "lead_start_level": round(self.lead_start, 2),
             "lag_start_level": round(self.lag_start, 2), "stop_level": round(self.stop, 2),
             "high_level_setpoint": round(self.high_setpoint, 2), "control_mode": self.mode,

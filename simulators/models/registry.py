@@ -24,7 +24,8 @@ def model_class(name: str) -> type[DeviceModel]:
     try:
         target = MODELS[name]
     except KeyError:
-        raise KeyError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
+        known = ", ".join(sorted(MODELS))
+        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
     module, _, attr = target.partition(":")
     cls: type[DeviceModel] = getattr(import_module(module), attr)
     return cls

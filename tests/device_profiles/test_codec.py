@@ -264,10 +264,9 @@ def test_text() -> None:
     ("fields", "bits", "expected"),
     [
         ({"table": "coil"}, [1], True),
+        ({"table": "coil"}, [True], True),  # pymodbus hands bits over as bools
         ({"table": "discrete"}, [0], False),
         ({"table": "discrete", "type": "bool", "kind": "bool"}, [1], True),
-        ({"table": "coil", "count": 3, "kind": "bitfield", "bits": "x"}, [1, 0, 1], 5),
-        ({"table": "discrete", "count": 2, "kind": "enum", "enum": "car_state"}, [1, 1], "fault"),
     ],
 )
 def test_coils_and_discrete_inputs(
@@ -283,7 +282,7 @@ def test_coils_and_discrete_inputs(
     [
         ({"type": "u32"}, [1], "point 'p' takes 2 register"),
         ({"table": "coil"}, [2], "read 0 or 1"),
-        ({"table": "coil", "count": 2}, [1, 0], "only bitfield and enum"),
+        ({"table": "coil", "count": 2}, [1, 0], "is one bit"),
         ({"type": "string", "count": 1}, [0x4100], "kind number does not go with type string"),
         ({"type": "u16", "kind": "text"}, [1], "kind text does not go with type u16"),
         ({"type": "u16", "registers": None}, [70000], "register 0 is 70000"),
@@ -309,6 +308,7 @@ def test_decode_modbus_errors(
         ({"type": "u16", "scale": 0.1}, 0.25, ABCD, [3]),  # half rounds away from zero
         ({"type": "s16", "scale": 0.1}, -0.25, ABCD, [0xFFFD]),
         ({"type": "u16", "scale": 0.1}, 0.24, ABCD, [2]),
+        ({"type": "u16", "scale": 0.1}, 0.35, ABCD, [4]),  # the decimal 0.35, a tie: up
         ({"type": "u16", "offset": -40}, 60, ABCD, [100]),
         ({"type": "s16", "scale": 0.5, "offset": 273.15}, 272.15, ABCD, [0xFFFE]),
         ({"type": "u32"}, 0x12345678, CDAB, [0x5678, 0x1234]),
@@ -327,9 +327,7 @@ def test_decode_modbus_errors(
         ({"type": "s16", "kind": "bitfield", "bits": "x"}, 0x8001, ABCD, [0x8001]),
         ({"type": "string", "count": 3, "kind": "text"}, "L1", ABCD, [0x4C31, 0, 0]),
         ({"table": "coil"}, True, ABCD, [1]),
-        ({"table": "coil", "count": 3, "kind": "bitfield", "bits": "x"}, 5, ABCD, [1, 0, 1]),
-        ({"table": "coil", "count": 2, "kind": "enum", "enum": "car_state"}, "moving", ABCD,
-         [0, 1]),
+        ({"table": "coil", "type": "bool", "kind": "bool"}, False, ABCD, [0]),
     ],
 )
 def test_encode_modbus(
@@ -359,8 +357,7 @@ def test_encode_modbus(
         ({"type": "string", "count": 1, "kind": "text"}, "ABC", "3 bytes; 1 register"),
         ({"type": "string", "count": 1, "kind": "text"}, 1, "expected a str"),
         ({"bit": 4}, True, r"encode_modbus cannot know the other bits.*set_bit\(registers, 4"),
-        ({"table": "coil"}, 2, "a coil is True/False"),
-        ({"table": "coil", "count": 2, "kind": "bitfield", "bits": "x"}, 4, "does not fit in 2"),
+        ({"table": "coil"}, 2, "a coil is one bit, True or False"),
     ],
 )
 def test_encode_modbus_errors(fields: dict[str, Any], value: object, message: str) -> None:
@@ -491,7 +488,7 @@ def test_event_record(order: ByteOrder, registers: list[int]) -> None:
 
 def test_event_record_unlisted_registers_are_zero() -> None:
     spec = EventLogSpec(head=0, capacity=4, record_size=6,
-                        fields=[{"id": "seq", "offset": 2, "type": "u16"}])  # type: ignore[list-item]
+                        fields=[{"id": "seq", "offset": 2, "type": "u16"}])
     assert encode_event_record(spec, {"seq": 7}, byte_order=ABCD, enums=ENUMS) == [0, 0, 7, 0, 0, 0]
 
 
@@ -644,7 +641,10 @@ def scaled_points(draw: st.DrawFn) -> tuple[ModbusPoint, int]:
     type_ = draw(st.sampled_from([t for t in ModbusType if t.is_integer]))
     point = mp(type=type_, scale=draw(st.sampled_from(SCALES)),
                offset=draw(st.sampled_from(OFFSETS)))
-    return point, draw(st.integers(*integer_range(type_)))
+    low, high = integer_range(type_)
+    # Scaled values are doubles (53 bits): beyond 2**48 or so a raw value and its neighbours
+    # may share one engineering value, so the exact round trip is only promised below that.
+    return point, draw(st.integers(max(low, -(2**48)), min(high, 2**48)))
 
 
 @given(scaled_points(), st.sampled_from(list(ByteOrder)))
@@ -654,10 +654,7 @@ def test_scaled_integers_round_trip(case: tuple[ModbusPoint, int], order: ByteOr
     reading = decode(point, registers, order)
     assert reading.quality == "good"
     assert reading.raw == raw
-    # the engineering value survives encode -> decode
-    assert decode(point, encode(point, reading.value, order), order).value == reading.value
-    if abs(raw) < 2**48:  # a double holds these exactly: the registers survive too
-        assert encode(point, reading.value, order) == registers
+    assert encode(point, reading.value, order) == registers
 
 
 @given(st.floats(width=32, allow_nan=False, allow_infinity=False),

@@ -10,7 +10,7 @@ from pathlib import Path
 __all__ = ["DEBIAN_PACKAGES", "ServerUnavailable", "find_binary", "require"]
 
 
-class ServerUnavailable(RuntimeError):  # noqa: N818 - name given by the test plan
+class ServerUnavailable(RuntimeError):
     """A server (or a tool needed to run it) is not installed on this machine."""
 
 

@@ -129,7 +129,7 @@ class ServerProcess:
         if self.running:
             return self
         argv = self._argv()
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         try:
             self._proc = subprocess.Popen(
                 argv,
