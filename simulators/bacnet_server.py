@@ -43,7 +43,7 @@ from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.local.object import Object as LocalObject
 from bacpypes3.pdu import IPv4Address
-from bacpypes3.primitivedata import Boolean, Null, PropertyIdentifier
+from bacpypes3.primitivedata import Boolean, Null, PropertyIdentifier, Real
 
 from device_profiles.codec import CodecError, decode_bacnet, encode_bacnet
 from device_profiles.schema import BacnetPoint, BacnetProfile, PointKind
@@ -234,8 +234,9 @@ class BacnetDeviceServer:
 
     def _default(self, point: BacnetPoint) -> Value:
         """The value of a point ``initial`` does not give."""
-        if point.kind is PointKind.ENUM and point.enum is not None:
-            return self.profile.enums[point.enum][0].name
+        entries = self.profile.enums.get(point.enum or "", [])
+        if point.kind is PointKind.ENUM and entries:
+            return entries[0].name
         return False if point.kind is PointKind.BOOL else "" if point.kind is PointKind.TEXT else 0
 
     def _encode(self, point: BacnetPoint, value: Value) -> object:
@@ -290,11 +291,13 @@ class BacnetDeviceServer:
         }
         if "units" in cls._elements:
             kwargs["units"] = _UNITS.get(first.unit, "noUnits")
-        if "covIncrement" in cls._elements:
-            kwargs["covIncrement"] = (main.cov_increment if main else None) or 0.0
+        if "covIncrement" in cls._elements:  # Real, or Unsigned on integer objects
+            increment = (main.cov_increment if main else None) or 0.0
+            real = issubclass(cls._elements["covIncrement"], Real)
+            kwargs["covIncrement"] = increment if real else round(increment)
         if first.object_type.startswith("multi-state") and first.enum is not None:
-            texts = {e.value: e.en for e in self.profile.enums[first.enum]}
-            states = max(*texts, 1)
+            texts = {e.value: e.en for e in self.profile.enums.get(first.enum, [])}
+            states = max([*texts, 1])
             kwargs["numberOfStates"] = states
             kwargs["stateText"] = [texts.get(n, f"State {n}") for n in range(1, states + 1)]
         if main is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from device_profiles.loader import check_profiles, load_profiles
+from device_profiles.schema import ModbusPoint
 from towerwatch.sourced_yaml import SourceError
 
 DATA = Path(__file__).parent / "data"
@@ -64,7 +65,9 @@ def test_extends_overrides_by_point_id_and_inherits_the_rest() -> None:
     assert variant.manufacturer == "Generic"          # inherited
     assert variant.model == "M200"                    # overridden
     assert [p.id for p in variant.points] == ["voltage", "current", "energy"]
-    assert variant.point("current").address == 6      # replaced by id
+    current = variant.point("current")
+    assert isinstance(current, ModbusPoint)
+    assert current.address == 6                       # replaced by id
     assert [a.id for a in variant.alarms] == ["overvoltage"]
     by_file = {(Path(i.location.file).name, i.location.line, i.message) for i in issues}
     # the child's new point overlaps the parent's voltage: reported in the child's file

@@ -19,7 +19,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from device_profiles.loader import load_profiles
-from simulators.building import SimBuilding
+from simulators.building import SimBuilding, SimulatedDevice
 from simulators.clock import SimClock
 from simulators.site import load_site, with_overrides
 from tests.servers.plugin import unavailable
@@ -60,6 +60,11 @@ async def _run(*argv: str, limit: float = 10.0) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), limit)
     assert proc.returncode is not None
     return proc.returncode, out.decode(errors="replace")
+
+
+def _port(device: SimulatedDevice) -> int:
+    assert device.port is not None
+    return device.port
 
 
 def _mbpoll_values(output: str) -> dict[int, str]:
@@ -117,7 +122,7 @@ async def test_scenario_fault_shows_on_the_wire(building: SimBuilding) -> None:
     building.inject("fire-annex", "fire_alarm", {"zone": 3})
     building.clock.advance(2)
     building.tick()
-    client = AsyncModbusTcpClient("127.0.0.1", port=annex.port, timeout=1, retries=0)
+    client = AsyncModbusTcpClient("127.0.0.1", port=_port(annex), timeout=1, retries=0)
     await client.connect()
     try:
         zones = await client.read_holding_registers(0, count=8, device_id=annex.unit or 1)
@@ -133,7 +138,7 @@ async def test_scenario_fault_shows_on_the_wire(building: SimBuilding) -> None:
 
 async def test_silent_and_slow_devices(building: SimBuilding) -> None:
     meter = building.device("meter-main")
-    client = AsyncModbusTcpClient("127.0.0.1", port=meter.port, timeout=0.5, retries=0)
+    client = AsyncModbusTcpClient("127.0.0.1", port=_port(meter), timeout=0.5, retries=0)
     await client.connect()
     try:
         building.set_comms("meter-main", "silent")
@@ -141,7 +146,7 @@ async def test_silent_and_slow_devices(building: SimBuilding) -> None:
             await client.read_input_registers(0, count=2, device_id=1)
         client.close()
         building.set_comms("meter-main", "slow", 0.3)
-        client = AsyncModbusTcpClient("127.0.0.1", port=meter.port, timeout=2, retries=0)
+        client = AsyncModbusTcpClient("127.0.0.1", port=_port(meter), timeout=2, retries=0)
         await client.connect()
         started = asyncio.get_running_loop().time()
         reply = await client.read_input_registers(0, count=2, device_id=1)

@@ -65,10 +65,13 @@ PROFILE = BacnetProfile.model_validate({
          "object": "analog-value,1", "unit": "kPa", "writable": True},
         {"id": "enable", "name": {"en": "Enable", "zh": "使能"}, "object": "binary-value,1",
          "kind": "bool", "writable": True},
+        {"id": "starts", "name": {"en": "Starts", "zh": "启动次数"},  # covIncrement Unsigned
+         "object": "positive-integer-value,1", "kind": "counter", "unit": "count", "cov": True},
     ],
 })
 INITIAL: dict[str, Value] = {"pressure": 101.5, "running": True, "state": "running",
-                             "mode": "auto", "setpoint": 300.0, "enable": False}
+                             "mode": "auto", "setpoint": 300.0, "enable": False,
+                             "starts": 17}
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -207,6 +210,7 @@ async def test_read_property_multiple_returns_present_values(rig: Rig) -> None:
         "binary-input,1", ["present-value"],
         "multi-state-input,1", ["present-value", "number-of-states", "state-text"],
         "multi-state-output,1", ["present-value"],
+        "positive-integer-value,1", ["present-value", "cov-increment"],
         f"device,{BASE_INSTANCE + 1}", ["object-name", "model-name", "vendor-name",
                                         "firmware-revision"],
     )
@@ -220,6 +224,8 @@ async def test_read_property_multiple_returns_present_values(rig: Rig) -> None:
     assert values[("multi-state-input,1", "number-of-states")] == 3
     assert list(values[("multi-state-input,1", "state-text")]) == ["Stopped", "Running", "Fault"]
     assert values[("multi-state-output,1", "present-value")] == 2
+    assert values[("positive-integer-value,1", "present-value")] == 17
+    assert values[("positive-integer-value,1", "cov-increment")] == 0
     device = f"device,{BASE_INSTANCE + 1}"
     assert values[(device, "object-name")] == "pump-1"
     assert values[(device, "model-name")] == "TP-1 BACnet"
