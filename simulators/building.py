@@ -13,7 +13,7 @@ import ipaddress
 import logging
 import random
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,8 @@ class SimBuilding:
         self._last = self._start
         self.ticks = 0
         self.log: list[str] = []
+        self.on_event: Callable[[str], None] | None = None
+        """Called with each scenario event as it is played (the CLI prints them)."""
         issues = self._build(profiles, seed, site_raw)
         if scenario is not None:
             issues += self._check_scenario(scenario, scenario_raw)
@@ -253,6 +255,8 @@ class SimBuilding:
         message = f"+{_hms(event.at)} {event.describe()}"
         self.log.append(message)
         log.info("scenario: %s", message)
+        if self.on_event is not None:
+            self.on_event(message)
 
     # -- cues ---------------------------------------------------------------------------
     def device(self, device_id: str) -> SimulatedDevice:

@@ -17,6 +17,7 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 
 from device_profiles.loader import load_profiles
+from device_profiles.schema import BacnetPoint
 from simulators.building import SimBuilding
 from simulators.clock import SimClock
 from simulators.site import load_site, with_overrides
@@ -91,6 +92,7 @@ async def test_read_property_multiple_sees_a_fire_alarm(building: SimBuilding,
 async def test_cov_subscription_delivers_a_change(building: SimBuilding, client: Any) -> None:
     profile = building.device("fire-panel").profile
     point = profile.point("zone5_state")
+    assert isinstance(point, BacnetPoint)
     states = {e.name: e.value for e in profile.enums["zone_state"]}
     oid = ObjectIdentifier(point.object)
     async with client.change_of_value(_addr(building, "fire-panel"), oid, None, True, 60) as scm:

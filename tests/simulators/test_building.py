@@ -54,6 +54,7 @@ def test_demo_scenario_plays_in_order(profiles: ProfileSet) -> None:
     assert panel["zone1_state"] == "quiet"
     booster = building.values("booster")
     assert booster["pump1_fault"] is True
+    assert isinstance(booster["pumps_running"], int)
     assert booster["pumps_running"] >= 1  # the standby took over
     assert building.values("lift-2")["passenger_trapped"] is True
     _run_until(building, 6 * 60)

@@ -83,6 +83,7 @@ async def _serve(building: Any, args: argparse.Namespace) -> None:
             args.served.write_text(json.dumps({"site": building.site.site, "devices": served},
                                               indent=2) + "\n", encoding="utf-8")
         print(describe(building, args.lang, args.speed), flush=True)
+        building.on_event = lambda text: print(t("sim.event", args.lang, text=text), flush=True)
         await building.run(stop)
     finally:
         await building.stop()
