@@ -107,10 +107,13 @@ class SimBuilding:
             try:
                 name = spec.model or model_for_profile(profile.id)
                 cls = model_class(name)
-                if profile.id not in cls.profiles:
+                options = dict(spec.options)
+                if "*" in cls.profiles:
+                    options["profile"] = profile
+                elif profile.id not in cls.profiles:
                     raise KeyError(f"model {name!r} does not drive profile {profile.id!r}")
                 ctx = SimContext(self.clock, random.Random(f"{seed}:{item.id}"))
-                model = cls(item.id, ctx, spec.options)
+                model = cls(item.id, ctx, options)
             except (KeyError, ValueError, TypeError) as exc:
                 problem(item.spec_index, "model" if spec.model else "profile", _text(exc))
                 continue

@@ -41,6 +41,8 @@ _FC_TABLE: dict[int, ModbusTable] = {
 _TUPLE_ORDER = (ModbusTable.COIL, ModbusTable.DISCRETE, ModbusTable.HOLDING, ModbusTable.INPUT)
 SILENT_HOLD_S = 30.0
 """How long a silent unit holds a request before answering 'gateway: no response'."""
+_CATCH_ALL_SPAN = 256
+"""Addresses of unknown units that answer 0x0B; beyond them, illegal address."""
 
 
 class ModbusServerError(SimError):
@@ -118,6 +120,21 @@ class ModbusUnit:
         return None
 
 
+async def _no_such_unit(func_code: int, start_address: int, address: int, count: int,
+                        registers: list[int], set_values: list[int] | list[bool] | None,
+                        ) -> ExcCodes | None:
+    """Any unit id the endpoint does not serve: answer like a TCP-to-RTU gateway would."""
+    return ExcCodes.GATEWAY_NO_RESPONSE
+
+
+def _catch_all() -> SimDevice:
+    """Unit id 0 stands for every unit not defined. Requests within the first
+    ``_CATCH_ALL_SPAN`` addresses (where scans probe) reach the action and answer 0x0B;
+    spanning the whole address space would cost ~1 MB per endpoint."""
+    block = SimData(address=0, count=_CATCH_ALL_SPAN, datatype=DataType.REGISTERS)
+    return SimDevice(id=0, simdata=[block], action=_no_such_unit)
+
+
 def _pad16(bits: Sequence[int]) -> list[int]:
     return list(bits) + [0] * (-len(bits) % 16)
 
@@ -153,6 +170,7 @@ class ModbusEndpoint:
     async def start(self) -> None:
         devices = [SimDevice(id=u.unit, simdata=_simdata(u.image), action=u.handle)
                    for u in self.units.values()]
+        devices.append(_catch_all())
         framer = FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET
         server = ModbusTcpServer(devices, framer=framer, address=(self.host, self.port))
         try:

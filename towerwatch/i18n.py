@@ -41,6 +41,16 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
     "sim.event": ("scenario {text}", "场景事件 {text}"),
     "config.invalid": ("{file} is not valid:", "{file} 有错误："),
     "error.start": ("cannot start: {error}", "无法启动：{error}"),
+    "edge.check_ok": ("{file}: valid. Site {site!r}, gateway {gateway!r}, {devices} device(s).",
+                      "{file}：校验通过。站点 {site!r}，网关 {gateway!r}，共 {devices} 台设备。"),
+    "edge.plan_bacnet": ("{device}: BACnet, {points} point(s), {cov} by COV, the rest by "
+                         "read-property-multiple ({per} per request)",
+                         "{device}：BACnet，{points} 个点位，{cov} 个用 COV 订阅，其余用 "
+                         "ReadPropertyMultiple 轮询（每次 {per} 个）"),
+    "edge.scan_found": ("{count} of {tried} unit id(s) answered.",
+                        "{tried} 个从站地址中有 {count} 个应答。"),
+    "edge.scan_found_bacnet": ("{count} BACnet device(s) answered.",
+                               "{count} 台 BACnet 设备应答。"),
 }
 
 

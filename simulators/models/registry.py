@@ -16,6 +16,7 @@ MODELS: Final[dict[str, str]] = {
     "door_controller": "simulators.models.door:DoorControllerModel",
     "energy_meter": "simulators.models.meters:EnergyMeterModel",
     "water_meter": "simulators.models.meters:WaterMeterModel",
+    "generic": "simulators.models.generic:GenericModel",
 }
 
 
@@ -34,6 +35,6 @@ def model_class(name: str) -> type[DeviceModel]:
 def model_for_profile(profile_id: str) -> str:
     """Name of the model that drives ``profile_id``; KeyError when none does."""
     for name in MODELS:
-        if profile_id in model_class(name).profiles:
+        if name != "generic" and profile_id in model_class(name).profiles:
             return name
     raise KeyError(f"no behaviour model drives profile {profile_id!r}")

@@ -1,0 +1,612 @@
+"""The gateway's BACnet/IP client: Who-Is, read-property-multiple, writes, COV subscriptions.
+
+The only module in ``edge`` that imports bacpypes3; everything else sees plain Python
+values, :class:`PropertyRef`, :class:`IAm`, :class:`CovSubscription` and
+:mod:`edge.errors`. Values come back as :func:`device_profiles.codec.decode_bacnet`
+takes them: ``float`` (Real), ``int`` (Unsigned, Integer, Enumerated), ``"active"`` /
+``"inactive"`` (BinaryPV), ``str`` (CharacterString), ``bool``, a tuple of bits
+(status flags), a list (arrays).
+
+bacpypes3 0.0.110 traps handled here: its errors (``ErrorRejectAbortNack``) derive from
+``BaseException``; a request nobody answers ends as ``AbortPDU`` no-response after
+``apduTimeout`` x (1 + ``numberOfApduRetries``) of the client's own device object; a
+failed bind is retried forever in the background, never raised (start() test-binds);
+the library's COV context registers itself only after the subscription is acknowledged
+(so the first notification is lost) and renews in an unobserved task: subscriptions are
+registered before the request and renewed here, at 2/3 of their lifetime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bacpypes3.apdu import (
+    AbortPDU,
+    ErrorPDU,
+    ErrorRejectAbortNack,
+    ReadPropertyMultipleRequest,
+    ReadPropertyRequest,
+    SubscribeCOVRequest,
+    WhoIsRequest,
+    WritePropertyRequest,
+)
+from bacpypes3.app import Application
+from bacpypes3.basetypes import BinaryPV, PropertyReference, ReadAccessSpecification
+from bacpypes3.constructeddata import Array, SequenceOf
+from bacpypes3.local.device import DeviceObject
+from bacpypes3.local.networkport import NetworkPortObject
+from bacpypes3.pdu import Address, IPv4Address
+from bacpypes3.primitivedata import (
+    Atomic,
+    BitString,
+    Boolean,
+    Null,
+    ObjectIdentifier,
+    PropertyIdentifier,
+    Unsigned,
+)
+from bacpypes3.vendor import get_vendor_info
+
+from device_profiles.schema import parse_object_id
+from edge.config import BacnetClientConfig
+from edge.errors import DeviceError, DeviceException, DeviceTimeout, DeviceUnreachable
+
+log = logging.getLogger(__name__)
+
+DEVICE_PORT = 47808
+RENEW_AT = 2 / 3
+"""A COV subscription is renewed after this fraction of its lifetime."""
+RENEW_RETRY_S = 0.5
+ENDPOINT_TIMEOUT_S = 2.0
+SPEC_CACHE_SIZE = 4096
+_COV_PROPERTIES = frozenset({"present-value", "status-flags"})
+_PER_PROPERTY_CODES = frozenset({"unknown-object", "unknown-property", "read-access-denied"})
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyRef:
+    """One property of one object: ``analog-input,3`` ``present-value`` [index]."""
+
+    object_id: str
+    prop: str = "present-value"
+    index: int | None = None
+
+    def __post_init__(self) -> None:
+        kind, instance = parse_object_id(self.object_id)  # ValueError names the problem
+        object.__setattr__(self, "object_id", f"{kind},{instance}")
+        if not self.prop or not all(part.isalnum() for part in self.prop.split("-")):
+            raise ValueError(f"BACnet property must be like 'present-value', got {self.prop!r}")
+        if self.index is not None and self.index < 0:
+            raise ValueError(f"array index must be >= 0, got {self.index}")
+
+    def __str__(self) -> str:
+        index = "" if self.index is None else f"[{self.index}]"
+        return f"{self.object_id} {self.prop}{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class IAm:
+    """One device that answered a Who-Is."""
+
+    instance: int
+    address: str
+    """``host:port``"""
+    vendor_id: int
+    max_apdu: int
+    segmentation: str
+
+
+@dataclass(slots=True)
+class BacnetStats:
+    """Counters for metrics; only ever incremented."""
+
+    requests: int = 0
+    errors: int = 0
+    timeouts: int = 0
+    values: int = 0
+    cov_notifications: int = 0
+    cov_renewals: int = 0
+    cov_failures: int = 0
+
+
+OnValue = Callable[[str, str, object], None]
+
+
+class _GatewayApp(Application):  # type: ignore[misc]
+    """A bacpypes3 application that hands every I-Am to the Who-Is calls listening."""
+
+    listeners: list[Callable[[Any], None]]
+
+    async def do_IAmRequest(self, apdu: Any) -> None:
+        for listener in list(self.listeners):
+            listener(apdu)
+        await super().do_IAmRequest(apdu)
+
+
+def _plain(value: Any) -> object:
+    """A decoded bacpypes3 value as plain Python (see the module docstring)."""
+    if value is None or isinstance(value, Null):
+        return None
+    if isinstance(value, Boolean):
+        return bool(value)
+    if isinstance(value, BinaryPV):
+        return str(value)
+    if isinstance(value, int):  # Unsigned, Integer, Enumerated
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, BitString):
+        return tuple(int(bit) for bit in value)
+    if isinstance(value, ObjectIdentifier):
+        return f"{value[0]},{value[1]}"
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+def _device_error(device: str, what: str, exc: ErrorRejectAbortNack, budget: float
+                  ) -> DeviceError:
+    """A bacpypes3 error, reject or abort as one of our errors."""
+    if isinstance(exc, AbortPDU) and str(exc.apduAbortRejectReason) == "no-response":
+        return DeviceTimeout(device, f"{what}: no answer within {budget:g} s")
+    if isinstance(exc, ErrorPDU):
+        code = str(getattr(exc, "errorCode", None) or "error")
+        return DeviceException(device, f"{what}: {getattr(exc, 'errorClass', 'error')}: {code}",
+                               code)
+    kind = "aborted" if isinstance(exc, AbortPDU) else "rejected"
+    code = str(exc.apduAbortRejectReason)
+    return DeviceException(device, f"{what}: {kind}: {code}", code)
+
+
+class BacnetClient:
+    """The gateway's own BACnet/IP device: one UDP socket shared by every BACnet device.
+
+    ``timeout`` is per attempt; a dead device costs ``timeout * (1 + retries)``.
+    """
+
+    def __init__(self, config: BacnetClientConfig, *, timeout: float, retries: int = 0) -> None:
+        if timeout <= 0 or retries < 0:
+            raise ValueError(f"timeout > 0 and retries >= 0, not {timeout!r} {retries!r}")
+        self.config, self.timeout, self.retries = config, timeout, retries
+        try:
+            self._ip = IPv4Address(config.address)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"bad BACnet/IP address {config.address!r}: {exc}") from exc
+        host = self._ip.addrBroadcastTuple[0]
+        self.broadcast = f"{'255.255.255.255' if host == '0.0.0.0' else host}:{DEVICE_PORT}"
+        self.budget = timeout * (retries + 1)
+        """How long one request may take before it is a timeout."""
+        self.stats = BacnetStats()
+        self._app: Any = None
+        self._addresses: dict[str, Any] = {}
+        self._no_rpm: set[str] = set()
+        self._types: dict[tuple[str, str, bool, bool], Any] = {}
+        self._spec_cache: dict[tuple[PropertyRef, ...], Any] = {}
+        self._subscriptions: set[CovSubscription] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._next_process_id = 1
+
+    # -- lifecycle --------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._app is not None
+
+    async def start(self) -> None:
+        """Bind the gateway's BACnet/IP address; DeviceUnreachable names it if that fails."""
+        if self._app is not None:
+            return
+        where = f"the gateway's BACnet/IP address {self.config.address}"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:  # bacpypes3 would retry a failed bind forever, silently
+                probe.bind(self._ip.addrTuple)
+            except OSError as exc:
+                raise DeviceUnreachable("bacnet", f"cannot bind {where}: {exc}") from exc
+        instance = self.config.instance
+        device = DeviceObject(objectIdentifier=("device", instance),
+                              objectName=f"towerwatch-gateway-{instance}",
+                              apduTimeout=max(1, round(self.timeout * 1000)),
+                              numberOfApduRetries=self.retries)
+        port = NetworkPortObject(self.config.address, objectIdentifier=("network-port", 1),
+                                 objectName=f"towerwatch-gateway-{instance}/port")
+        app = _GatewayApp.from_object_list([device, port])
+        app.listeners = []
+        self._app = app
+        tasks = [t for link in app.link_layers.values() for t in link.server._transport_tasks]
+        _, pending = await asyncio.wait(tasks, timeout=ENDPOINT_TIMEOUT_S)
+        if pending:
+            await self.close()
+            raise DeviceUnreachable("bacnet", f"cannot bind {where}: the UDP endpoints did "
+                                              f"not open within {ENDPOINT_TIMEOUT_S} s")
+        log.debug("BACnet/IP client %d on %s", instance, self.config.address)
+
+    async def close(self) -> None:
+        """Unsubscribe (briefly, best effort), stop COV tasks, close the socket; idempotent."""
+        app = self._app
+        if app is None:
+            return
+        for subscription in list(self._subscriptions):
+            subscription.cancel()
+        if self._background:
+            _, pending = await asyncio.wait(self._background, timeout=self.budget + 0.5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._app = None
+        for transaction in [*app.asap.clientTransactions, *app.asap.serverTransactions]:
+            transaction.stop_timer()
+        for requests in list(app._requests.values()):
+            for _, future in list(requests):
+                future.cancel()
+        for link in app.link_layers.values():
+            for task in link.server._transport_tasks:
+                task.cancel()
+        app.close()
+        for _ in range(3):  # closed transports release their sockets on the next loop turn
+            await asyncio.sleep(0)
+
+    # -- plumbing ---------------------------------------------------------------------
+    def _address(self, device: str, address: str) -> Any:
+        found = self._addresses.get(address)
+        if found is None:
+            try:
+                found = Address(address)
+            except (ValueError, TypeError) as exc:
+                raise DeviceUnreachable(device, f"bad BACnet address {address!r}") from exc
+            self._addresses[address] = found
+        return found
+
+    async def _request(self, device: str, what: str, apdu: Any) -> Any:
+        """Send one confirmed request; its error, reject or abort as our errors."""
+        if self._app is None:
+            raise RuntimeError("the BACnet client is not started")
+        self.stats.requests += 1
+        try:
+            async with asyncio.timeout(self.budget + 0.5):  # in case the stack loses it
+                return await self._app.request(apdu)
+        except ErrorRejectAbortNack as exc:
+            error = _device_error(device, what, exc, self.budget)
+        except TimeoutError:
+            error = DeviceTimeout(device, f"{what}: no answer within {self.budget:g} s")
+        self.stats.errors += 1
+        self.stats.timeouts += isinstance(error, DeviceTimeout)
+        raise error
+
+    def _property_type(self, ref: PropertyRef) -> Any:
+        kind = ref.object_id.split(",", 1)[0]
+        key = (kind, ref.prop, ref.index is None, ref.index == 0)
+        if key not in self._types:
+            object_class = get_vendor_info(0).get_object_class(ObjectIdentifier(f"{kind},0")[0])
+            datatype = object_class.get_property_type(PropertyIdentifier(ref.prop)) \
+                if object_class else None
+            if datatype is not None and ref.index is not None and issubclass(datatype, Array):
+                datatype = Unsigned if ref.index == 0 else datatype._subtype
+            self._types[key] = datatype
+        return self._types[key]
+
+    def _decode(self, device: str, ref: PropertyRef, value: Any) -> object:
+        datatype = self._property_type(ref)
+        try:
+            if datatype is None:
+                raise TypeError("no standard datatype")
+            plain = _plain(value.cast_out(datatype, null=issubclass(datatype, Atomic)))
+        except Exception as exc:  # any decoding failure of one value is that value's error
+            return DeviceException(device, f"{ref}: cannot decode: {exc!r}", "decoding-error")
+        self.stats.values += 1
+        return plain
+
+    # -- discovery --------------------------------------------------------------------
+    async def who_is(self, *, address: str | None = None, low: int | None = None,
+                     high: int | None = None, wait: float = 1.5) -> list[IAm]:
+        """Devices that answer within ``wait`` s, by instance; broadcast when no address."""
+        if (low is None) != (high is None) or (low is not None and high is not None
+                                               and not 0 <= low <= high <= 4194303):
+            raise ValueError(f"give both low and high, 0 <= low <= high, not {low} {high}")
+        if self._app is None:
+            raise RuntimeError("the BACnet client is not started")
+        request = WhoIsRequest(destination=self._address("who-is", address or self.broadcast))
+        if low is not None:
+            request.deviceInstanceRangeLowLimit = low
+            request.deviceInstanceRangeHighLimit = high
+        found: dict[int, IAm] = {}
+        one = asyncio.Event()
+
+        def heard(apdu: Any) -> None:
+            instance = int(apdu.iAmDeviceIdentifier[1])
+            if low is not None and high is not None and not low <= instance <= high:
+                return
+            source = apdu.pduSource
+            host, port = getattr(source, "addrTuple", (str(source), DEVICE_PORT))
+            found.setdefault(instance, IAm(instance, f"{host}:{port}", int(apdu.vendorID),
+                                           int(apdu.maxAPDULengthAccepted),
+                                           str(apdu.segmentationSupported)))
+            if low is not None and low == high:
+                one.set()  # the one device asked for answered
+
+        self._app.listeners.append(heard)
+        try:
+            self.stats.requests += 1
+            self._app.request(request)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(one.wait(), wait)
+        finally:
+            self._app.listeners.remove(heard)
+        return [found[i] for i in sorted(found)]
+
+    # -- reading and writing ----------------------------------------------------------
+    async def read_multiple(self, device: str, address: str, requests: Sequence[PropertyRef],
+                            *, max_properties: int = 25
+                            ) -> dict[PropertyRef, object | DeviceException]:
+        """Every requested property: its plain value, or the DeviceException the device gave.
+
+        Read-property-multiple in chunks of ``max_properties``; one ReadProperty at a time
+        for a device that rejects it (remembered). A silent device raises DeviceTimeout; a
+        request the device refuses as a whole raises DeviceException.
+        """
+        if max_properties < 1:
+            raise ValueError(f"max_properties must be >= 1, not {max_properties}")
+        addr = self._address(device, address)
+        refs = list(dict.fromkeys(requests))
+        results: dict[PropertyRef, object | DeviceException] = {}
+        for start in range(0, len(refs), max_properties):
+            chunk = refs[start:start + max_properties]
+            if device in self._no_rpm:
+                for ref in chunk:
+                    results[ref] = await self._read_one(device, addr, ref)
+            else:
+                results.update(await self._read_chunk(device, addr, chunk))
+        return results
+
+    async def _read_chunk(self, device: str, addr: Any, chunk: list[PropertyRef]
+                          ) -> dict[PropertyRef, object | DeviceException]:
+        request = ReadPropertyMultipleRequest(listOfReadAccessSpecs=self._specs(chunk),
+                                              destination=addr)
+        what = f"read-property-multiple of {len(chunk)} properties"
+        try:
+            ack = await self._request(device, what, request)
+        except DeviceException as exc:
+            if exc.code == "unrecognized-service":
+                log.info("%s: read-property-multiple rejected; reading one property at a time",
+                         device)
+                self._no_rpm.add(device)
+            elif exc.code not in _PER_PROPERTY_CODES:
+                raise
+            elif len(chunk) == 1:  # every object of the request is unknown, or the one
+                return {chunk[0]: DeviceException(device, f"{chunk[0]}: {exc.code}", exc.code)}
+            return {ref: await self._read_one(device, addr, ref) for ref in chunk}
+        wanted = {(ref.object_id, ref.prop, ref.index): ref for ref in chunk}
+        results: dict[PropertyRef, object | DeviceException] = {}
+        for result in ack.listOfReadAccessResults:
+            oid = result.objectIdentifier
+            obj = f"{oid[0]},{oid[1]}"
+            for element in result.listOfResults:
+                ref = wanted.get((obj, str(element.propertyIdentifier),
+                                  element.propertyArrayIndex))
+                if ref is None:
+                    continue
+                answer = element.readResult
+                if answer.propertyAccessError:
+                    code = str(answer.propertyAccessError.errorCode)
+                    results[ref] = DeviceException(device, f"{ref}: {code}", code)
+                else:
+                    results[ref] = self._decode(device, ref, answer.propertyValue)
+        for ref in chunk:
+            if ref not in results:
+                results[ref] = DeviceException(device, f"{ref}: not in the answer", "missing")
+        return results
+
+    def _specs(self, chunk: list[PropertyRef]) -> Any:
+        """The read access specifications of a chunk, built once (~1/8 of a read's CPU)."""
+        key = tuple(chunk)
+        specs = self._spec_cache.get(key)
+        if specs is None:
+            by_object: dict[str, list[Any]] = {}
+            for ref in chunk:
+                reference = PropertyReference(propertyIdentifier=PropertyIdentifier(ref.prop))
+                if ref.index is not None:
+                    reference.propertyArrayIndex = ref.index
+                by_object.setdefault(ref.object_id, []).append(reference)
+            specs = SequenceOf(ReadAccessSpecification)([
+                ReadAccessSpecification(objectIdentifier=ObjectIdentifier(obj),
+                                        listOfPropertyReferences=references)
+                for obj, references in by_object.items()])
+            if len(self._spec_cache) >= SPEC_CACHE_SIZE:
+                self._spec_cache.clear()
+            self._spec_cache[key] = specs
+        return specs
+
+    async def _read_one(self, device: str, addr: Any, ref: PropertyRef
+                        ) -> object | DeviceException:
+        request = ReadPropertyRequest(objectIdentifier=ObjectIdentifier(ref.object_id),
+                                      propertyIdentifier=PropertyIdentifier(ref.prop),
+                                      destination=addr)
+        if ref.index is not None:
+            request.propertyArrayIndex = ref.index
+        try:
+            ack = await self._request(device, f"read {ref}", request)
+        except DeviceException as exc:
+            return exc
+        return self._decode(device, ref, ack.propertyValue)
+
+    async def write(self, device: str, address: str, ref: PropertyRef, value: object,
+                    priority: int | None = None) -> None:
+        """Write one property (``value`` as codec.encode_bacnet gives it; None relinquishes)."""
+        if priority is not None and not 1 <= priority <= 16:
+            raise ValueError(f"priority is 1..16, not {priority}")
+        datatype = self._property_type(ref)
+        try:
+            if datatype is None:
+                raise TypeError("no standard datatype")
+            typed = Null(()) if value is None else (
+                value if isinstance(value, datatype) else datatype(value))
+        except (ValueError, TypeError) as exc:
+            raise DeviceException(device, f"write {ref}: cannot encode {value!r}: {exc}",
+                                  "invalid-data-type") from exc
+        request = WritePropertyRequest(objectIdentifier=ObjectIdentifier(ref.object_id),
+                                       propertyIdentifier=PropertyIdentifier(ref.prop),
+                                       propertyValue=typed,
+                                       destination=self._address(device, address))
+        if ref.index is not None:
+            request.propertyArrayIndex = ref.index
+        if priority is not None:
+            request.priority = priority
+        await self._request(device, f"write {ref}", request)
+        log.info("%s: wrote %s = %r (priority %s)", device, ref, value, priority)
+
+    # -- change of value --------------------------------------------------------------
+    async def subscribe_cov(self, device: str, address: str, object_id: str, *,
+                            lifetime: float, on_value: OnValue, confirmed: bool = True,
+                            on_failed: Callable[[CovSubscription], None] | None = None
+                            ) -> CovSubscription:
+        """Subscribe to one object's present-value/status-flags, renewed until cancelled.
+
+        The device's first notification carries the current values. A refusal raises
+        DeviceException (poll that point instead), no answer DeviceTimeout.
+        """
+        if lifetime < 1:
+            raise ValueError(f"a COV lifetime is at least 1 s, not {lifetime}")
+        if self._app is None:
+            raise RuntimeError("the BACnet client is not started")
+        process_id = self._next_process_id
+        self._next_process_id = self._next_process_id % (1 << 22) + 1
+        subscription = CovSubscription(self, device, self._address(device, address),
+                                       PropertyRef(object_id).object_id, round(lifetime),
+                                       confirmed, process_id, on_value, on_failed)
+        self._app._cov_contexts[subscription.key] = subscription  # before the first notification
+        try:
+            await self._subscribe(subscription)
+        except DeviceError:
+            self._app._cov_contexts.pop(subscription.key, None)
+            raise
+        self._subscriptions.add(subscription)
+        subscription._task = asyncio.create_task(subscription._keep_alive(),
+                                                 name=f"bacnet-cov {device} {object_id}")
+        return subscription
+
+    async def _subscribe(self, subscription: CovSubscription) -> None:
+        request = SubscribeCOVRequest(
+            subscriberProcessIdentifier=subscription.process_id,
+            monitoredObjectIdentifier=subscription.monitored_object_identifier,
+            issueConfirmedNotifications=subscription.confirmed,
+            lifetime=subscription.lifetime, destination=subscription.address)
+        await self._request(subscription.device, f"subscribe-cov {subscription.object_id}",
+                            request)
+
+    def _forget(self, subscription: CovSubscription, *, unsubscribe: bool) -> None:
+        self._subscriptions.discard(subscription)
+        if self._app is None:
+            return
+        self._app._cov_contexts.pop(subscription.key, None)
+        if unsubscribe:
+            task = asyncio.create_task(self._unsubscribe(subscription))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _unsubscribe(self, subscription: CovSubscription) -> None:
+        request = SubscribeCOVRequest(
+            subscriberProcessIdentifier=subscription.process_id,
+            monitoredObjectIdentifier=subscription.monitored_object_identifier,
+            destination=subscription.address)
+        try:
+            await self._request(subscription.device, f"unsubscribe {subscription.object_id}",
+                                request)
+        except DeviceError as exc:  # it lapses by itself at the end of its lifetime
+            log.debug("%s", exc)
+
+
+class CovSubscription:
+    """One live COV subscription; renewed in the background at 2/3 of its lifetime.
+
+    ``failed`` once a renewal is refused or unanswered until the subscription would
+    lapse: the caller polls the point from then on.
+    """
+
+    def __init__(self, client: BacnetClient, device: str, address: Any, object_id: str,
+                 lifetime: int, confirmed: bool, process_id: int, on_value: OnValue,
+                 on_failed: Callable[[CovSubscription], None] | None) -> None:
+        self.client, self.device, self.address = client, device, address
+        self.object_id, self.lifetime, self.confirmed = object_id, lifetime, confirmed
+        self.process_id, self.on_value, self.on_failed = process_id, on_value, on_failed
+        self.monitored_object_identifier = ObjectIdentifier(object_id)
+        self.key = (address, process_id)
+        self.renewals = 0
+        self.notifications = 0
+        self.error: DeviceError | None = None
+        self.cancelled = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._task is not None and not self.cancelled and self.error is None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def cancel(self) -> None:
+        """Stop renewing and unsubscribe (best effort, in the background); idempotent."""
+        if self.cancelled:
+            return
+        self.cancelled = True
+        if self._task is not None:
+            self._task.cancel()
+        self.client._forget(self, unsubscribe=self.error is None)
+
+    async def put(self, property_value: Any) -> None:
+        """Called by bacpypes3 with each value of a notification for this subscription."""
+        prop = str(property_value.propertyIdentifier)
+        if prop not in _COV_PROPERTIES or self.cancelled:
+            return
+        ref = PropertyRef(self.object_id, prop)
+        value = self.client._decode(self.device, ref, property_value.value)
+        if isinstance(value, DeviceException):
+            log.warning("%s", value)
+            return
+        self.notifications += 1
+        self.client.stats.cov_notifications += 1
+        try:
+            self.on_value(self.object_id, prop, value)
+        except Exception:
+            log.exception("%s: COV callback for %s failed", self.device, ref)
+
+    async def _keep_alive(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
+        while True:
+            await asyncio.sleep(max(0.0, renewed + self.lifetime * RENEW_AT - loop.time()))
+            lapses = renewed + self.lifetime
+            while True:
+                try:
+                    await self.client._subscribe(self)
+                    break
+                except DeviceTimeout as exc:
+                    if loop.time() + RENEW_RETRY_S + self.client.budget >= lapses:
+                        self._fail(exc)
+                        return
+                    await asyncio.sleep(RENEW_RETRY_S)
+                except DeviceError as exc:
+                    self._fail(exc)
+                    return
+            renewed = loop.time()
+            self.renewals += 1
+            self.client.stats.cov_renewals += 1
+
+    def _fail(self, error: DeviceError) -> None:
+        self.error = error
+        self.client.stats.cov_failures += 1
+        log.warning("%s: COV subscription to %s lost (%s); poll it instead", self.device,
+                    self.object_id, error)
+        self.client._forget(self, unsubscribe=False)
+        if self.on_failed is not None:
+            try:
+                self.on_failed(self)
+            except Exception:
+                log.exception("%s: COV failure callback for %s failed", self.device,
+                              self.object_id)

@@ -1,0 +1,649 @@
+"""Per-device point state: decoded values, quality, report by exception, counters.
+
+A :class:`PointTable` holds, for every enabled point of one device, its value, its
+quality (``good``, ``stale``, ``bad``), why it is not good, when it was last read and
+what was last published. Pure code, no I/O: drivers hand it registers (Modbus) or
+property values (BACnet); the daemon asks it for a :class:`Report` each cycle.
+
+- Decoding gives the same results as :func:`device_profiles.codec.decode_modbus` (and
+  ``decode_bacnet``): integer and float points use a decoder compiled per point at
+  construction (:func:`compile_modbus`; the codec stays the fallback for the rest), an
+  unchanged register is not decoded again, and where each point sits in a block is
+  worked out once per distinct block. This is the gateway's hot path: about 0.2 µs per
+  point when nothing changed, 2-3 µs when every register changes (bench/edge_points.py).
+- A point never read is ``stale`` with no value; a device that went offline keeps its
+  last values as ``stale``; a bad reading (sentinel, exception) has no value.
+- Report by exception: a point is reported when its quality changed, when its value
+  moved by more than ``publish.deadband`` (numbers and counters; any change for the
+  other kinds), or when its heartbeat is due. ``on_change: false`` suppresses value
+  changes only: a quality change is always reported, as it says the data is no longer
+  (or again) trustworthy. ``report(force=True)`` reports everything.
+- Counters keep their decoded value; the table tracks the increase since boot across a
+  wrap (a decrease that would mean an increase of more than half the modulus is a
+  meter swap, "backwards", and is not counted) and queues :class:`CounterEvent` s.
+- Disabled and event-log points are not part of the table (event logs are read record
+  by record elsewhere); ids of such points passed in are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Context, Decimal
+from fractions import Fraction
+from typing import Any, Final, Literal, NamedTuple
+
+from device_profiles.codec import (
+    CodecError,
+    counter_delta,
+    counter_modulus,
+    counter_went_backwards,
+    decode_bacnet,
+    decode_modbus,
+)
+from device_profiles.registers import shortest_f32
+from device_profiles.schema import (
+    BacnetPoint,
+    BacnetProfile,
+    ByteOrder,
+    EnumEntry,
+    ModbusPoint,
+    ModbusProfile,
+    ModbusTable,
+    ModbusType,
+    PointKind,
+)
+
+__all__ = ["CounterEvent", "CounterStatus", "PointState", "PointTable", "Quality", "Report",
+           "Scalar", "compile_modbus"]
+
+Scalar = bool | int | float | str
+Quality = Literal["good", "stale", "bad"]
+GOOD: Final = "good"
+STALE: Final = "stale"
+BAD: Final = "bad"
+NOT_READ: Final = "not read yet"
+OFFLINE: Final = "device offline"
+MAX_COUNTER_JUMP: Final = 0.5
+"""A decrease that, read as a wrap, would be an increase above this share of the modulus
+is a meter swap or reset ("backwards"), not a wrap."""
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """The points to publish now: their values (None = unknown) and qualities."""
+
+    values: dict[str, Scalar | None]
+    quality: dict[str, Quality]
+
+    def __post_init__(self) -> None:
+        if len(self.values) != len(self.quality):
+            raise ValueError("a report gives a quality for every value")
+
+
+@dataclass(frozen=True, slots=True)
+class PointState:
+    """One point as the status page shows it."""
+
+    value: Scalar | None
+    quality: Quality
+    reason: str | None
+    ts: float | None
+    published_value: Scalar | None
+    published_quality: Quality | None
+    published_ts: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStatus:
+    """A counter since boot: its increase (across wraps), wraps seen, and whether it went back."""
+
+    increase: int | float
+    wraps: int
+    went_backwards: bool
+
+
+class CounterEvent(NamedTuple):
+    point_id: str
+    kind: Literal["wrap", "backwards"]
+    previous: int | float
+    current: int | float
+
+
+# ---- decoding ----------------------------------------------------------------------------
+# A decoder maps a point's "key" (its one register, or a tuple of its registers) to
+# (value, reason): the same value and reason as decode_modbus, which remains the
+# fallback for every case the compiled decoders do not cover.
+
+Result = tuple[Scalar | None, str | None]
+Decoder = Callable[[Any], Result]
+_TRUE: Final[Result] = (True, None)
+_FALSE: Final[Result] = (False, None)
+_SENTINEL: Final[Result] = (None, "invalid sentinel")
+_NOT_FINITE: Final[Result] = (None, "not a finite number")
+_DECIMAL = Context(prec=80)
+_CODEC_DECIMAL = Context(prec=60)  # the codec's: scaled floats must round exactly as it does
+_F32_CACHE: dict[int, float] = {}
+_F32_CACHE_SIZE = 65536
+
+
+def _dec(number: int | float) -> Decimal:
+    return Decimal(number) if isinstance(number, int) else Decimal(repr(number))
+
+
+def exact_add(a: int | float, b: int | float) -> int | float:
+    """``a + b`` on the shortest decimals of floats (no binary noise); ints stay exact."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    return float(_DECIMAL.add(_dec(a), _dec(b)))
+
+
+def moved_beyond(old: object, new: object, deadband: float) -> bool:
+    """Whether ``new`` is more than ``deadband`` away from ``old``, compared in decimal."""
+    if (isinstance(old, bool) or isinstance(new, bool) or not isinstance(old, int | float)
+            or not isinstance(new, int | float)):
+        return old != new
+    distance = abs(new - old)
+    margin = 1e-9 * deadband + 1e-15 * (abs(old) + abs(new))
+    if distance > deadband + margin:
+        return True
+    if distance < deadband - margin:
+        return False
+    return abs(_DECIMAL.subtract(_dec(new), _dec(old))) > _dec(deadband)
+
+
+def _unsigned_reader(width: int, order: ByteOrder) -> Callable[[Any], int | None]:
+    """Key -> the registers as one unsigned integer in value order; None if a word is off."""
+    reverse = order in (ByteOrder.CDAB, ByteOrder.DCBA)
+    swap = order in (ByteOrder.BADC, ByteOrder.DCBA)
+
+    def one(word: Any) -> int | None:
+        if word.__class__ is not int or not 0 <= word <= 0xFFFF:
+            return None
+        number: int = word
+        return (number >> 8) | ((number & 0xFF) << 8) if swap else number
+
+    def many(words: Any) -> int | None:
+        total = 0
+        for word in reversed(words) if reverse else words:
+            if word.__class__ is not int or not 0 <= word <= 0xFFFF:
+                return None
+            total = total << 16 | ((word >> 8) | ((word & 0xFF) << 8) if swap else word)
+        return total
+    return one if width == 1 else many
+
+
+def _sentinels(invalid: Sequence[int], bits: int) -> frozenset[int]:
+    """Unsigned values whose unsigned or two's-complement reading is listed in ``invalid``."""
+    full = 1 << bits
+    found = {s for s in invalid if 0 <= s < full}
+    found |= {s + full for s in invalid if -(full >> 1) <= s < 0}
+    return frozenset(found)
+
+
+def _scaler(point: ModbusPoint, bits: int) -> Callable[[int], Result] | None:
+    """raw * scale + offset, as the codec computes it in decimal, by exact integer division."""
+    scale, offset = point.scale, point.offset
+    if scale == 1 and offset == 0:
+        return lambda raw: (int(raw), None)
+    if not (math.isfinite(scale) and math.isfinite(offset)):
+        return None
+    s, o = Fraction(_dec(scale)), Fraction(_dec(offset))
+    exponent = min(0, _dec(scale).as_tuple().exponent, _dec(offset).as_tuple().exponent)
+    assert isinstance(exponent, int)
+    if ((1 << bits) * abs(s) + abs(o)) * 10 ** -exponent >= 10 ** 59:
+        return None  # the codec's 60-digit arithmetic could round: leave it to the codec
+    den = math.lcm(s.denominator, o.denominator)
+    a, b = s.numerator * (den // s.denominator), o.numerator * (den // o.denominator)
+    return lambda raw: ((raw * a + b) / den, None)  # int / int is correctly rounded
+
+
+def _integer_tail(point: ModbusPoint, bits: int,
+                  enums: Mapping[str, Sequence[EnumEntry]]) -> Callable[[int], Result] | None:
+    """Raw integer -> result by bit and kind; None where only the codec knows (or raises)."""
+    if point.bit is not None:
+        if point.bit >= bits:
+            return None
+        bit = point.bit
+        return lambda raw: _TRUE if raw >> bit & 1 else _FALSE
+    kind = point.kind
+    if kind is PointKind.BOOL:
+        return lambda raw: _TRUE if raw else _FALSE
+    if kind in (PointKind.NUMBER, PointKind.COUNTER):
+        return _scaler(point, bits)
+    if kind is PointKind.BITFIELD:
+        full = 1 << bits
+        return lambda raw: (raw % full, None)
+    if kind is PointKind.ENUM and point.enum is not None and point.enum in enums:
+        names: dict[int, Result] = {}
+        for entry in enums[point.enum]:
+            names.setdefault(entry.value, (entry.name, None))
+
+        def enum(raw: int) -> Result:
+            return names.get(raw) or (f"unknown_{raw}", "unknown enum value")
+        return enum
+    return None
+
+
+def compile_modbus(point: ModbusPoint, order: ByteOrder,
+                   enums: Mapping[str, Sequence[EnumEntry]]) -> Decoder:
+    """A decoder for ``point``: the results of decode_modbus, faster where it matters."""
+    width = point.width
+
+    def codec(key: Any) -> Result:
+        registers = list(key) if width > 1 else [key]
+        decoded = decode_modbus(point, registers, byte_order=order, enums=enums)
+        return decoded.value, decoded.reason
+
+    if point.table.is_bit_table:
+        def bit(key: Any) -> Result:
+            if key.__class__ is bool or (key.__class__ is int and (key == 0 or key == 1)):
+                return _TRUE if key else _FALSE
+            return codec(key)
+        return bit if width == 1 else codec
+    bits = 16 * width
+    unsigned = _unsigned_reader(width, order)
+    bad = _sentinels(point.invalid, bits)
+    if point.type in (ModbusType.F32, ModbusType.F64):
+        return _float_decoder(point, width, unsigned, bad, codec)
+    tail = _integer_tail(point, bits, enums) if point.type is not ModbusType.STRING else None
+    if tail is None or point.kind is PointKind.TEXT:
+        return codec
+    full = 1 << bits
+    sign = full >> 1 if point.type in (ModbusType.S16, ModbusType.S32, ModbusType.S64) else 0
+    boolean = point.type is ModbusType.BOOL
+
+    if width == 1 and not boolean and order in (ByteOrder.ABCD, ByteOrder.CDAB):
+        def word(key: Any) -> Result:  # the common case, without the reader's call
+            if key.__class__ is not int or not 0 <= key <= 0xFFFF:
+                return codec(key)
+            if key in bad:
+                return _SENTINEL
+            return tail(key - full if key & sign else key)
+        return word
+
+    def decode(key: Any) -> Result:
+        number = unsigned(key)
+        if number is None:
+            return codec(key)
+        if number in bad:
+            return _SENTINEL
+        if boolean:
+            return tail(1 if number else 0)  # the codec's integer of a bool
+        return tail(number - full if number & sign else number)
+    return decode
+
+
+def _float_decoder(point: ModbusPoint, width: int, unsigned: Callable[[Any], int | None],
+                   bad: frozenset[int], codec: Decoder) -> Decoder:
+    if point.kind not in (PointKind.NUMBER, PointKind.COUNTER) or point.bit is not None:
+        return codec
+    unpack = struct.Struct(">f" if point.type is ModbusType.F32 else ">d").unpack
+    size, f32 = 2 * width, point.type is ModbusType.F32
+    bad_floats = frozenset(point.invalid)
+    scaled = not (point.scale == 1 and point.offset == 0)
+    scale, offset = _dec(point.scale), _dec(point.offset)
+
+    def decode(key: Any) -> Result:
+        number = unsigned(key)
+        if number is None:
+            return codec(key)
+        if number in bad:
+            return _SENTINEL
+        raw: float = unpack(number.to_bytes(size, "big"))[0]
+        if raw in bad_floats:
+            return _SENTINEL
+        if raw - raw != 0.0:  # NaN or an infinity
+            return _NOT_FINITE
+        if f32:
+            shortest = _F32_CACHE.get(number)
+            if shortest is None:
+                if len(_F32_CACHE) >= _F32_CACHE_SIZE:
+                    _F32_CACHE.clear()
+                shortest = _F32_CACHE[number] = shortest_f32(raw)
+            raw = shortest
+        if scaled:
+            exact = _CODEC_DECIMAL.add(_CODEC_DECIMAL.multiply(_dec(raw), scale), offset)
+            return float(exact), None
+        return raw, None
+    return decode
+
+
+class _Counter:
+    __slots__ = ("increase", "last", "modulus", "went_backwards", "wraps")
+
+    def __init__(self, modulus: int | float | None) -> None:
+        self.modulus = modulus
+        self.last: int | float | None = None
+        self.increase: int | float = 0
+        self.wraps = 0
+        self.went_backwards = False
+
+
+_NO_KEY: Final = object()
+_MAX_PLANS: Final = 256
+_MAX_EVENTS: Final = 1024
+
+
+class _Slot:
+    """Mutable state of one point; attributes are read in the hot path."""
+
+    __slots__ = ("address", "bacnet", "counter", "deadband", "decode", "heartbeat", "id",
+                 "key", "on_change", "pub_quality", "pub_ts", "pub_value", "quality",
+                 "reason", "table", "ts", "value", "width")
+
+    def __init__(self, point_id: str, decode: Decoder, heartbeat: float, on_change: bool,
+                 deadband: float | None) -> None:
+        self.id = point_id
+        self.decode = decode
+        self.table: ModbusTable | None = None
+        self.address = self.width = 0
+        self.bacnet = False
+        self.key: object = _NO_KEY
+        self.value: Scalar | None = None
+        self.quality: Quality = STALE
+        self.reason: str | None = NOT_READ
+        self.ts: float | None = None
+        self.pub_value: Scalar | None = None
+        self.pub_quality: Quality | None = None
+        self.pub_ts: float | None = None
+        self.heartbeat = heartbeat
+        self.on_change = on_change
+        self.deadband = deadband  # None: any change counts
+        self.counter: _Counter | None = None
+
+
+def _bacnet_decoder(point: BacnetPoint, profile: BacnetProfile) -> Decoder:
+    enums = profile.enums
+
+    def decode(raw: Any) -> Result:
+        decoded = decode_bacnet(point, raw, enums=enums)
+        return decoded.value, decoded.reason
+    return decode
+
+
+def _modulus(point: ModbusPoint | BacnetPoint) -> int | float | None:
+    if isinstance(point, BacnetPoint):
+        return point.rollover
+    try:
+        return counter_modulus(point)
+    except CodecError:  # a float counter without 'rollover' does not wrap
+        return None
+
+
+class PointTable:
+    """Values, qualities and publish state of the points of one device."""
+
+    def __init__(self, profile: ModbusProfile | BacnetProfile, *,
+                 byte_order: ByteOrder | None = None, disabled: Collection[str] = ()) -> None:
+        known = {p.id for p in profile.points}
+        unknown = sorted(set(disabled) - known)
+        if unknown:
+            raise ValueError(f"profile {profile.id!r} has no point(s) {', '.join(unknown)} "
+                             "to disable")
+        self.profile = profile
+        self.disabled = frozenset(disabled)
+        self._ignored = set(self.disabled)
+        self._slots: dict[str, _Slot] = {}
+        for point in profile.points:
+            if point.id in self.disabled or point.kind is PointKind.EVENT_LOG:
+                self._ignored.add(point.id)
+                continue
+            self._slots[point.id] = self._slot(profile, point, byte_order)
+        self._order = list(self._slots)
+        self._values: dict[str, Scalar | None] = dict.fromkeys(self._order)
+        self._quality: dict[str, Quality] = dict.fromkeys(self._order, STALE)
+        self._dirty: dict[str, None] = {}
+        self._next_heartbeat = -math.inf
+        self._events: list[CounterEvent] = []
+        self._plans: dict[tuple[ModbusTable, int, int, tuple[str, ...]],
+                          list[tuple[_Slot, int, int]]] = {}
+        self.stale_since: float | None = None
+        self.generation = 0
+        """Counts changes of any value or quality (the alarm engine skips an unchanged table)."""
+
+    @staticmethod
+    def _slot(profile: ModbusProfile | BacnetProfile, point: ModbusPoint | BacnetPoint,
+              byte_order: ByteOrder | None) -> _Slot:
+        publish = point.publish
+        numeric = point.kind in (PointKind.NUMBER, PointKind.COUNTER)
+        deadband = publish.deadband if numeric and publish.deadband > 0 else None
+        if isinstance(point, ModbusPoint):
+            assert isinstance(profile, ModbusProfile)
+            order = point.byte_order or byte_order or profile.byte_order
+            slot = _Slot(point.id, compile_modbus(point, order, profile.enums),
+                         publish.heartbeat, publish.on_change, deadband)
+            slot.table, slot.address, slot.width = point.table, point.address, point.width
+        else:
+            assert isinstance(profile, BacnetProfile)
+            slot = _Slot(point.id, _bacnet_decoder(point, profile), publish.heartbeat,
+                         publish.on_change, deadband)
+            slot.bacnet = True
+        if point.kind is PointKind.COUNTER:
+            slot.counter = _Counter(_modulus(point))
+        return slot
+
+    # ---- input ---------------------------------------------------------------------------
+
+    @property
+    def point_ids(self) -> list[str]:
+        """The points this table holds (enabled, not event logs), in profile order."""
+        return list(self._order)
+
+    def _get(self, point_id: str) -> _Slot | None:
+        slot = self._slots.get(point_id)
+        if slot is None and point_id not in self._ignored:
+            raise KeyError(f"profile {self.profile.id!r} has no point {point_id!r}")
+        return slot
+
+    def apply_registers(self, table: ModbusTable, address: int, registers: Sequence[int],
+                        point_ids: Sequence[str], now: float) -> None:
+        """Decode ``point_ids`` from one block read of ``table`` starting at ``address``.
+
+        ``registers`` are the words (or bits, for coils and discrete inputs) read. A point
+        whose registers cannot be decoded goes ``bad`` with the codec's message. Where each
+        point sits in the block is worked out once per distinct block and kept.
+        """
+        ids = point_ids if isinstance(point_ids, tuple) else tuple(point_ids)
+        block = (table, address, len(registers), ids)
+        plan = self._plans.get(block)
+        if plan is None:
+            plan = self._plan(*block)
+        values, dirty = self._values, self._dirty
+        changed = False
+        for slot, offset, width in plan:
+            if width == 1:
+                key: object = registers[offset]
+            elif width == 2:
+                key = (registers[offset], registers[offset + 1])
+            else:
+                key = tuple(registers[offset:offset + width])
+            slot.ts = now
+            if key == slot.key:
+                continue
+            slot.key = key
+            changed = True
+            try:
+                value, slot.reason = slot.decode(key)
+            except CodecError as exc:
+                value, slot.reason = None, str(exc)
+            if value is None or slot.quality != GOOD or slot.counter is not None:
+                self._set(slot, value, slot.reason)
+            elif value != slot.value:
+                slot.value = values[slot.id] = value
+                dirty[slot.id] = None
+        if changed:
+            self.generation += 1
+
+    def _plan(self, table: ModbusTable, address: int, count: int,
+              point_ids: tuple[str, ...]) -> list[tuple[_Slot, int, int]]:
+        plan: list[tuple[_Slot, int, int]] = []
+        for point_id in point_ids:
+            slot = self._get(point_id)
+            if slot is None:
+                continue
+            offset = slot.address - address
+            if slot.table is not table or offset < 0 or offset + slot.width > count:
+                raise ValueError(f"point {point_id!r} ({slot.table} {slot.address}, "
+                                 f"{slot.width} wide) is not in the block {table} {address}"
+                                 f"+{count}")
+            plan.append((slot, offset, slot.width))
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.clear()
+        self._plans[(table, address, count, point_ids)] = plan
+        return plan
+
+    def apply_value(self, point_id: str, raw: object, now: float) -> None:
+        """Decode one BACnet property value (as the adapter hands it over)."""
+        slot = self._get(point_id)
+        if slot is None:
+            return
+        if not slot.bacnet:
+            raise TypeError(f"point {point_id!r} is a Modbus point: use apply_registers")
+        slot.ts = now
+        if raw.__class__ in (bool, int, float, str):
+            if raw.__class__ is slot.key.__class__ and raw == slot.key:
+                return
+            slot.key = raw
+        else:
+            slot.key = _NO_KEY
+        try:
+            value, reason = slot.decode(raw)
+        except CodecError as exc:
+            value, reason = None, str(exc)
+        self._set(slot, value, reason)
+
+    def mark_bad(self, point_ids: Collection[str], reason: str, now: float) -> None:
+        """These points could not be read (e.g. illegal address): no value, quality bad."""
+        for point_id in point_ids:
+            slot = self._get(point_id)
+            if slot is None:
+                continue
+            slot.ts = now
+            slot.key = _NO_KEY
+            self._set(slot, None, reason)
+
+    def mark_stale(self, now: float) -> None:
+        """The device went offline: every point keeps its last value, quality stale."""
+        self.stale_since = now
+        for slot in self._slots.values():
+            slot.key = _NO_KEY
+            if slot.quality != STALE:
+                slot.quality = self._quality[slot.id] = STALE
+                slot.reason = OFFLINE
+                self._dirty[slot.id] = None
+                self.generation += 1
+
+    def _set(self, slot: _Slot, value: Scalar | None, reason: str | None) -> None:
+        quality: Quality = GOOD if value is not None else BAD
+        slot.reason = reason
+        if quality == slot.quality and value == slot.value:
+            return
+        point_id = slot.id
+        slot.value = self._values[point_id] = value
+        slot.quality = self._quality[point_id] = quality
+        self._dirty[point_id] = None
+        self.generation += 1
+        if quality == GOOD:
+            self.stale_since = None
+            if slot.counter is not None:
+                self._count(point_id, slot.counter, value)
+
+    def _count(self, point_id: str, counter: _Counter, value: Scalar | None) -> None:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return
+        previous, counter.last = counter.last, value
+        if previous is None or value == previous:
+            return
+        modulus = counter.modulus
+        if value > previous:
+            if value.__class__ is int and previous.__class__ is int:
+                counter.increase += value - previous  # the common case: exact already
+            else:
+                counter.increase = exact_add(
+                    counter.increase, counter_delta(previous, value, modulus=modulus or 1))
+        elif modulus is None or counter_went_backwards(previous, value, modulus,
+                                                       modulus * MAX_COUNTER_JUMP):
+            counter.went_backwards = True
+            self._event(CounterEvent(point_id, "backwards", previous, value))
+        else:
+            counter.increase = exact_add(counter.increase,
+                                         counter_delta(previous, value, modulus=modulus))
+            counter.wraps += 1
+            self._event(CounterEvent(point_id, "wrap", previous, value))
+
+    def _event(self, event: CounterEvent) -> None:
+        if len(self._events) >= _MAX_EVENTS:  # nobody collects them: keep the newest
+            del self._events[0]
+        self._events.append(event)
+
+    # ---- output --------------------------------------------------------------------------
+
+    def report(self, now: float, *, force: bool = False) -> Report | None:
+        """What to publish now (report by exception); None when nothing is due.
+
+        What is returned counts as published: its values, qualities and ``now``.
+        """
+        full = force or now >= self._next_heartbeat
+        if full:
+            candidates: Collection[str] = self._order
+        elif self._dirty:
+            candidates = self._dirty
+        else:
+            return None
+        slots = self._slots
+        values: dict[str, Scalar | None] = {}
+        quality: dict[str, Quality] = {}
+        next_due = math.inf
+        for point_id in candidates:
+            slot = slots[point_id]
+            published = slot.pub_ts
+            if (force or published is None or now - published >= slot.heartbeat
+                    or slot.quality != slot.pub_quality
+                    or (slot.on_change and slot.value != slot.pub_value
+                        and (slot.deadband is None
+                             or moved_beyond(slot.pub_value, slot.value, slot.deadband)))):
+                values[point_id] = slot.pub_value = slot.value
+                quality[point_id] = slot.pub_quality = slot.quality
+                slot.pub_ts = published = now
+            if full:
+                assert published is not None  # every never-published point was just published
+                next_due = min(next_due, published + slot.heartbeat)
+        if full:
+            self._next_heartbeat = next_due
+        self._dirty.clear()
+        return Report(values, quality) if values else None
+
+    @property
+    def live_values(self) -> Mapping[str, Scalar | None]:
+        """The current values (a live, read-only view: the alarm engine reads it)."""
+        return self._values
+
+    @property
+    def live_quality(self) -> Mapping[str, Quality]:
+        """The current qualities (a live, read-only view)."""
+        return self._quality
+
+    def values(self) -> dict[str, Scalar | None]:
+        return dict(self._values)
+
+    def qualities(self) -> dict[str, Quality]:
+        return dict(self._quality)
+
+    def snapshot(self) -> dict[str, PointState]:
+        """Every point's state, for the status page."""
+        return {s.id: PointState(s.value, s.quality, s.reason, s.ts, s.pub_value,
+                                 s.pub_quality, s.pub_ts) for s in self._slots.values()}
+
+    def counters(self) -> dict[str, CounterStatus]:
+        """Each counter point's increase since boot, wraps, and whether it went backwards."""
+        return {s.id: CounterStatus(s.counter.increase, s.counter.wraps,
+                                    s.counter.went_backwards)
+                for s in self._slots.values() if s.counter is not None}
+
+    def counter_events(self) -> list[CounterEvent]:
+        """Wraps and backward jumps seen since the last call (then forgotten)."""
+        events, self._events = self._events, []
+        return events

@@ -1,0 +1,149 @@
+"""What every polled device shares: its points, alarms, online state and publishing.
+
+A :class:`DeviceRuntime` turns what a driver read into wire messages: report-by-
+exception telemetry, alarm transitions, counter and event-log events, and the
+retained online state. Protocol pollers (:mod:`edge.modbus_poller`,
+:mod:`edge.bacnet_poller`) own the reading; this owns the meaning.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from device_profiles.schema import DeviceProfile
+from edge.alarms import AlarmEngine, AlarmTransition
+from edge.config import DeviceConfig, PollingConfig
+from edge.errors import DeviceError
+from edge.messages import MessageBuilder
+from edge.metrics import GatewayMetrics
+from edge.outbox import Outbox, OutItem
+from edge.points import PointTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GatewayContext:
+    """The gateway-wide services a device runtime publishes through."""
+
+    builder: MessageBuilder
+    outbox: Outbox
+    metrics: GatewayMetrics
+    polling: PollingConfig
+    notify: Callable[[], None] = lambda: None
+    clock: Callable[[], float] = time.time
+    rng: random.Random = field(default_factory=random.Random)
+
+    def send(self, items: Sequence[OutItem]) -> None:
+        if items:
+            self.outbox.put_many(items)
+            self.notify()
+
+
+class DeviceRuntime:
+    """One device's state between its driver and the outbox."""
+
+    def __init__(self, config: DeviceConfig, profile: DeviceProfile, ctx: GatewayContext) -> None:
+        self.config, self.profile, self.ctx = config, profile, ctx
+        self.id = config.id
+        self.points = PointTable(profile, byte_order=config.byte_order,
+                                 disabled=config.disabled_points)
+        self.alarms = AlarmEngine(profile)
+        self.online: bool | None = None
+        self.since = ctx.clock()
+        self.last_error: str | None = None
+        self.last_ok: float | None = None
+        self.missed = 0
+        self.cycles = 0
+        self.active_alarms: dict[str, float] = {}
+        """Active alarm ids and when they went active (for the status page)."""
+        self._quiet = False  # a failure was logged at WARNING; DEBUG until recovery
+        self._force = True
+
+    # -- intervals -------------------------------------------------------------------
+    def interval(self, group: str) -> float:
+        interval: float = self.config.poll.get(group, self.profile.poll_groups.get(group, 5.0))
+        return interval
+
+    def backoff(self) -> float:
+        """Seconds to wait after ``missed`` failed cycles: doubling, jittered, capped."""
+        base = min(self.interval(g) for g in self.profile.poll_groups) or 1.0
+        delay: float = min(self.ctx.polling.backoff_max, base * 2.0 ** max(0, self.missed - 1))
+        return delay * self.ctx.rng.uniform(0.8, 1.2)
+
+    # -- outcomes --------------------------------------------------------------------
+    def succeeded(self, now: float) -> None:
+        """A cycle got answers: publish what changed, alarms, and coming back online."""
+        self.cycles += 1
+        self.missed = 0
+        self.last_ok = now
+        if self._quiet:
+            log.warning("%s: answering again", self.id)
+            self._quiet = False
+        self.last_error = None
+        items: list[OutItem] = []
+        if self.online is not True:
+            items += self._set_online(True, now, None)
+        items += self.collect(now)
+        self.ctx.send(items)
+
+    def failed(self, error: DeviceError, now: float) -> None:
+        """A whole cycle failed (timeout / unreachable): count it; offline after N."""
+        self.missed += 1
+        self.last_error = str(error)
+        self.ctx.metrics.device_error(error)
+        if not self._quiet:
+            log.warning("%s: %s (further failures logged at DEBUG until it answers)",
+                        self.id, error)
+            self._quiet = True
+        else:
+            log.debug("%s: %s", self.id, error)
+        if self.missed >= self.ctx.polling.offline_after and self.online is not False:
+            self.points.mark_stale(now)
+            items = self._set_online(False, now, str(error))
+            items += self.collect(now)
+            self.ctx.send(items)
+
+    def collect(self, now: float) -> list[OutItem]:
+        """Telemetry by exception, alarm transitions and counter events, as messages."""
+        builder = self.ctx.builder
+        items: list[OutItem] = []
+        report = self.points.report(now, force=self._force)
+        self._force = False
+        if report is not None and report.values:
+            items.append(builder.telemetry(self.id, report.values, report.quality, now))
+            self.ctx.metrics.points_published(len(report.values))
+        items += [self._alarm_item(t) for t in self.alarms.evaluate(self.points, now)]
+        for point_id, kind, previous, current in self.points.counter_events():
+            items.append(builder.event(self.id, kind="state", name=f"counter_{kind}",
+                                       state=kind, value=current, now=now,
+                                       detail={"point": point_id, "previous": previous}))
+        return items
+
+    def resend_all(self) -> None:
+        """Report every point on the next cycle (after a reconnect or reload)."""
+        self._force = True
+
+    def _set_online(self, online: bool, now: float, reason: str | None) -> list[OutItem]:
+        self.online, self.since = online, now
+        self.ctx.metrics.device_online(self.id, online)
+        items = [self.ctx.builder.device_state(self.id, online=online, since=now, reason=reason)]
+        transition = self.alarms.comm_loss_transition(online, now)
+        if transition is not None:
+            items.append(self._alarm_item(transition))
+        return items
+
+    def _alarm_item(self, t: AlarmTransition) -> OutItem:
+        self.ctx.metrics.event("alarm")
+        if t.state == "active":
+            self.active_alarms[t.alarm_id] = t.ts
+        else:
+            self.active_alarms.pop(t.alarm_id, None)
+        return self.ctx.builder.event(
+            self.id, kind="alarm", name=t.alarm_id, state=t.state, severity=t.severity,
+            value=t.value, now=t.ts,
+            detail={"category": t.category, "text_en": t.text_en, "text_zh": t.text_zh})
