@@ -2,7 +2,10 @@
 
 Pure functions, no I/O: the gateway decodes what it read and encodes what it writes, the
 simulators encode what they serve. Register-level work (types, byte orders, strings) is
-in :mod:`device_profiles.registers`; this module adds what a profile point means.
+in :mod:`device_profiles.registers`; this module adds what a profile point means. It is
+the codecs' one import: BACnet values are in :mod:`device_profiles.codec_bacnet`, the
+decoded reading and enum lookups in :mod:`device_profiles.codec_common`, both
+re-exported here.
 
 - Modbus ``decode_modbus``: ``invalid`` sentinels (matched on the unsigned and the
   signed integer of the registers, and on the value of a float) give quality ``bad``;
@@ -19,12 +22,20 @@ in :mod:`device_profiles.registers`; this module adds what a profile point means
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Literal
 
+from device_profiles.codec_bacnet import decode_bacnet, encode_bacnet
+from device_profiles.codec_common import (
+    Decoded,
+    Enums,
+    Value,
+    bad,
+    enum_decoded,
+    enum_name,
+    enum_number,
+    is_number,
+)
 from device_profiles.registers import (
     CodecError,
     RawValue,
@@ -39,10 +50,8 @@ from device_profiles.registers import (
     unsigned_of,
 )
 from device_profiles.schema import (
-    BacnetPoint,
     BitEntry,
     ByteOrder,
-    EnumEntry,
     EventLogSpec,
     ModbusPoint,
     ModbusType,
@@ -69,33 +78,7 @@ __all__ = [
     "set_bit",
 ]
 
-Enums = Mapping[str, Sequence[EnumEntry]]
-Value = bool | int | float | str
 _DECIMAL = Context(prec=60)
-_UNKNOWN = re.compile(r"unknown_(-?[0-9]+)")
-_ACTIVE = {"active": True, "inactive": False}
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """One decoded reading: a good value, or no value with the reason it is bad."""
-
-    value: Value | None
-    quality: Literal["good", "bad"]
-    raw: int | float | str | None = None
-    reason: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.quality not in ("good", "bad"):
-            raise ValueError(f"quality is 'good' or 'bad', not {self.quality!r}")
-        if self.quality == "good" and self.value is None:
-            raise ValueError("a good reading needs a value")
-        if self.quality == "bad" and (self.value is not None or not self.reason):
-            raise ValueError("a bad reading has no value and says why")
-
-
-def _bad(raw: int | float | str | None, reason: str) -> Decoded:
-    return Decoded(value=None, quality="bad", raw=raw, reason=reason)
 
 
 def _dec(number: int | float) -> Decimal:
@@ -112,36 +95,7 @@ def _exact_sum(*terms: int | float) -> int | float:
     return float(total)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 # --- enums and bits ------------------------------------------------------------------
-
-
-def _enum_entries(name: str, enums: Enums, who: str) -> Sequence[EnumEntry]:
-    try:
-        return enums[name]
-    except KeyError:
-        raise CodecError(f"{who}: enum {name!r} is not defined in the profile") from None
-
-
-def _enum_name(name: str, number: int, enums: Enums, who: str) -> str | None:
-    """The entry name for ``number``, or None when the enum does not list it."""
-    return next((e.name for e in _enum_entries(name, enums, who) if e.value == number), None)
-
-
-def _enum_number(name: str, value: object, enums: Enums, who: str) -> int:
-    """Entry name (or ``unknown_<n>`` as decoded) -> the number the device uses."""
-    entries = _enum_entries(name, enums, who)
-    if isinstance(value, str):
-        for entry in entries:
-            if entry.name == value:
-                return entry.value
-        if match := _UNKNOWN.fullmatch(value):
-            return int(match[1])
-    names = ", ".join(e.name for e in entries)
-    raise CodecError(f"{who}: {value!r} is not a value of enum {name!r} (one of: {names})")
 
 
 def _as_integer(raw: RawValue) -> int | None:
@@ -193,27 +147,17 @@ def _by_kind(point: ModbusPoint, raw: RawValue, enums: Enums) -> Decoded:
     if isinstance(raw, str):
         return Decoded(value=raw, quality="good", raw=raw)
     if isinstance(raw, float) and not math.isfinite(raw):
-        return _bad(raw, "not a finite number")
+        return bad(raw, "not a finite number")
     if kind is PointKind.BOOL:
         return Decoded(value=bool(raw), quality="good", raw=raw)
     if kind in (PointKind.NUMBER, PointKind.COUNTER):
         return Decoded(value=_engineering(point, raw), quality="good", raw=raw)
     number = _as_integer(raw)
     if number is None:
-        return _bad(raw, "not an integer")
+        return bad(raw, "not an integer")
     if kind is PointKind.BITFIELD:
         return Decoded(value=number % (1 << 16 * point.width), quality="good", raw=raw)
-    return _enum_decoded(point, number, raw, enums)
-
-
-def _enum_decoded(point: ModbusPoint | BacnetPoint, number: int, raw: int | float | str,
-                  enums: Enums) -> Decoded:
-    assert point.enum is not None  # kind enum; the schema requires it
-    name = _enum_name(point.enum, number, enums, f"point {point.id!r}")
-    if name is None:
-        return Decoded(value=f"unknown_{number}", quality="good", raw=raw,
-                       reason="unknown enum value")
-    return Decoded(value=name, quality="good", raw=raw)
+    return enum_decoded(point, number, raw, enums)
 
 
 def _decode_bit(point: ModbusPoint, bits: Sequence[int]) -> Decoded:
@@ -242,7 +186,7 @@ def decode_modbus(point: ModbusPoint, registers: Sequence[int], *, byte_order: B
         return _decode_bit(point, registers)
     raw = decode_raw(registers, point.type, byte_order)
     if point.invalid and _modbus_sentinel(point, registers, raw, byte_order):
-        return _bad(raw, "invalid sentinel")
+        return bad(raw, "invalid sentinel")
     if point.bit is None:
         return _by_kind(point, raw, enums)
     number = _as_integer(raw) if not isinstance(raw, str | float) else None
@@ -297,10 +241,10 @@ def _raw_for(point: ModbusPoint, value: object, enums: Enums) -> RawValue:
         number = int(value)
     elif kind is PointKind.ENUM:
         assert point.enum is not None
-        number = _enum_number(point.enum, value, enums, who)
+        number = enum_number(point.enum, value, enums, who)
     else:  # bitfield: the unsigned integer, stored in the type's two's complement
         bits = 16 * point.width
-        if not _is_number(value) or not isinstance(value, int) or not 0 <= value < 1 << bits:
+        if not is_number(value) or not isinstance(value, int) or not 0 <= value < 1 << bits:
             raise CodecError(f"{who}: a bitfield is an int 0..{(1 << bits) - 1}, got {value!r}")
         number = to_signed(value, bits) if point.type.value.startswith("s") else value
     if point.type is ModbusType.BOOL:
@@ -327,72 +271,6 @@ def encode_modbus(point: ModbusPoint, value: object, *, byte_order: ByteOrder,
         return encode_raw(raw, point.type, byte_order, count=point.width)
     except CodecError as exc:
         raise CodecError(f"{who}: {value!r}: {exc}") from exc
-
-
-# --- BACnet ----------------------------------------------------------------------------
-
-
-def decode_bacnet(point: BacnetPoint, value: object, *, enums: Enums) -> Decoded:
-    """A BACnet property value (as the adapter hands it over) -> engineering value.
-
-    Binary: ``"active"``/``"inactive"``, 1/0 or bool. Multi-state: the 1-based state
-    number, mapped through the point's enum (``EnumEntry.value`` is the state). Analog
-    values are REAL, read as their shortest float32 decimal. Bit strings (status flags)
-    may be a sequence of bits, first = bit 0. None is a bad reading.
-    """
-    who = f"point {point.id!r}"
-    kind = point.kind
-    if value is None:
-        return _bad(None, "no value")
-    if kind is PointKind.BOOL:
-        if isinstance(value, bool | int) and value in (0, 1):
-            return Decoded(value=bool(value), quality="good", raw=int(value))
-        if isinstance(value, str) and value.strip().lower() in _ACTIVE:
-            return Decoded(value=_ACTIVE[value.strip().lower()], quality="good", raw=value)
-    elif kind is PointKind.ENUM and isinstance(value, int | str) and not isinstance(value, bool):
-        assert point.enum is not None
-        if isinstance(value, str):
-            _enum_number(point.enum, value, enums, who)  # raises when not a name
-            return Decoded(value=value, quality="good", raw=value)
-        return _enum_decoded(point, value, value, enums)
-    elif kind in (PointKind.NUMBER, PointKind.COUNTER) and _is_number(value):
-        assert isinstance(value, int | float)
-        if isinstance(value, float) and not math.isfinite(value):
-            return _bad(value, "not a finite number")
-        if isinstance(value, float) and point.object_type.startswith("analog-"):
-            value = shortest_f32(value)
-        return Decoded(value=value, quality="good", raw=value)
-    elif kind is PointKind.BITFIELD:
-        if _is_number(value) and isinstance(value, int):
-            return Decoded(value=value, quality="good", raw=value)
-        if isinstance(value, Sequence) and not isinstance(value, str) and all(
-                isinstance(b, bool | int) and b in (0, 1) for b in value):
-            number = sum(int(b) << i for i, b in enumerate(value))
-            return Decoded(value=number, quality="good", raw=number)
-    elif kind is PointKind.TEXT and isinstance(value, str):
-        return Decoded(value=value, quality="good", raw=value)
-    raise CodecError(f"{who}: kind {kind} cannot read the BACnet value {value!r}")
-
-
-def encode_bacnet(point: BacnetPoint, value: object, *, enums: Enums) -> object:
-    """An engineering value -> the BACnet value to write (the inverse of decode_bacnet)."""
-    who = f"point {point.id!r}"
-    kind = point.kind
-    if kind is PointKind.BOOL:
-        if isinstance(value, bool | int) and value in (0, 1):
-            return "active" if value else "inactive"
-        if isinstance(value, str) and value in _ACTIVE:
-            return value
-    elif kind is PointKind.ENUM:
-        assert point.enum is not None
-        return _enum_number(point.enum, value, enums, who)
-    elif kind in (PointKind.NUMBER, PointKind.COUNTER) and _is_number(value):
-        assert isinstance(value, int | float)
-        return float(value) if point.object_type.startswith("analog-") else value
-    elif (kind is PointKind.BITFIELD and _is_number(value) and isinstance(value, int)
-          and value >= 0) or (kind is PointKind.TEXT and isinstance(value, str)):
-        return value
-    raise CodecError(f"{who}: kind {kind} cannot write {value!r}")
 
 
 # --- counters --------------------------------------------------------------------------
@@ -440,7 +318,7 @@ def decode_event_record(spec: EventLogSpec, registers: Sequence[int], *, byte_or
             number = _as_integer(raw) if not isinstance(raw, str) else None
             if number is None:
                 raise CodecError(f"event field {field.id!r}: enum value {raw!r} is not an integer")
-            name = _enum_name(field.enum, number, enums, f"event field {field.id!r}")
+            name = enum_name(field.enum, number, enums, f"event field {field.id!r}")
             record[field.id] = name if name is not None else f"unknown_{number}"
         elif isinstance(raw, float) and field.type is ModbusType.F32:
             record[field.id] = shortest_f32(raw)
@@ -453,7 +331,7 @@ def encode_event_record(spec: EventLogSpec, record: Mapping[str, object], *,
     raw: dict[str, object] = dict(record)
     for field in spec.fields:
         if field.enum is not None and field.id in raw:
-            raw[field.id] = _enum_number(field.enum, raw[field.id], enums,
+            raw[field.id] = enum_number(field.enum, raw[field.id], enums,
                                          f"event field {field.id!r}")
     return pack_record(spec, raw, byte_order)
 

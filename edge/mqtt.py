@@ -8,8 +8,9 @@ The only module of :mod:`edge` importing aiomqtt / paho-mqtt. Per connection:
    ``tw-{site}-{gateway}``, so the command subscription and commands sent while the
    gateway was away survive; the will is the retained offline status, QoS 1;
 2. publish the birth (retained, QoS 1) and subscribe to the command filter;
-3. drain the outbox in id order, up to ``max_inflight`` publishes in flight (capped by
-   the broker's MQTT 5 Receive Maximum), acking each id after its PUBACK.
+3. drain the outbox (:mod:`edge.outbox_drain`) in id order, up to ``max_inflight``
+   publishes in flight (capped by the broker's MQTT 5 Receive Maximum), acking each id
+   after its PUBACK.
 
 Ordering and loss: publishes leave in id order on one connection and the broker keeps
 that order. Every connection starts again from the oldest unacked message, so a message
@@ -26,8 +27,8 @@ and counts as delivered; a message paho cannot encode is logged and dropped.
 without ``stop()``, or ``stop(graceful=False)``, drops the TCP connection without a
 DISCONNECT, so the broker publishes the will.
 
-TLS (``mqtts://``) verifies the certificate and host name against ``ca_file`` or the
-system store. There is no plaintext fallback: a failure is a
+TLS (``mqtts://``, :mod:`edge.tls`) verifies the certificate and host name against
+``ca_file`` or the system store. There is no plaintext fallback: a failure is a
 :class:`~edge.errors.BrokerUnavailable` ("TLS verification failed: ...") and the
 publisher keeps retrying TLS with backoff.
 """
@@ -40,9 +41,8 @@ import logging
 import math
 import random
 import socket
-import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
@@ -51,9 +51,12 @@ from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.command_inbox import CommandHandler, CommandInbox
 from edge.config import MqttConfig
 from edge.errors import BrokerUnavailable, PublishError
 from edge.outbox import Outbox, OutMessage
+from edge.outbox_drain import STOP_TIMEOUT, OutboxDrain, Publish
+from edge.tls import tls_context, tls_failure
 from towerwatch.contract import Will, command_filter, decode, encode, status_topic, topic_matches
 
 log = logging.getLogger(__name__)
@@ -72,54 +75,12 @@ SESSION_EXPIRY = 7 * 24 * 3600
 """Seconds the broker keeps the gateway's MQTT 5 session (subscription, queued commands)."""
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 CONNECT_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
-BATCH = 500  # outbox rows read per query
-ACK_BATCH = 64  # acks written per outbox transaction (or fewer when nothing is in flight)
-COMMAND_QUEUE = 1000
 _UNSUPPORTED_PROTOCOL = 132  # MQTT 5 CONNACK reason; paho maps a 3.1.1 broker's rc 1 to it
-
-CommandHandler = Callable[[str, bytes], Awaitable[None]]
-
-
-class _ClosingSSLSocket(ssl.SSLSocket):
-    """Closes itself when the handshake fails (paho would leak the socket)."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        try:
-            super().do_handshake(block)
-        except ssl.SSLError:
-            self.close()
-            raise
-        except OSError as exc:  # reset / EOF: still a TLS failure, say so
-            self.close()
-            raise ssl.SSLError(exc.errno or 0,
-                               f"connection closed during the TLS handshake: {exc}") from exc
-        except BaseException:
-            self.close()
-            raise
-
-
-def tls_context(config: MqttConfig) -> ssl.SSLContext:
-    """A client context that verifies the server (``ca_file`` or the system store)."""
-    try:
-        ctx = ssl.create_default_context(
-            ssl.Purpose.SERVER_AUTH, cafile=str(config.ca_file) if config.ca_file else None)
-        if config.cert_file is not None:
-            ctx.load_cert_chain(config.cert_file, config.key_file)
-    except OSError as exc:  # ssl.SSLError is an OSError
-        raise BrokerUnavailable(f"TLS setup failed: {exc}") from exc
-    ctx.check_hostname = True
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    ctx.sslsocket_class = _ClosingSSLSocket
-    return ctx
 
 
 def _connect_error(exc: BaseException, url: str) -> BrokerUnavailable:
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        return BrokerUnavailable(f"TLS verification failed: {cause or exc}")
-    if isinstance(cause, ssl.SSLError):
-        return BrokerUnavailable(f"TLS handshake with {url} failed: {cause}")
+    if (tls := tls_failure(exc, url)) is not None:
+        return tls
     if isinstance(exc, MqttConnectError):
         return BrokerUnavailable(f"broker {url} refused the connection: {exc}")
     return BrokerUnavailable(f"cannot connect to {url}: {exc}")
@@ -139,31 +100,26 @@ class MqttPublisher:
                  on_command: CommandHandler | None = None,
                  client_id: str | None = None) -> None:
         self._config = config
-        self._outbox = outbox
         self._birth = birth
         self._will = will
         self._will_model = decode(Will, will)  # the offline status at shutdown is derived
-        self._on_command = on_command
+        self._inbox = CommandInbox(on_command) if on_command is not None else None
         self._status_topic = status_topic(site, gateway)
         self._command_filter = command_filter(site, gateway)
         self.client_id = client_id or config.client_id or f"tw-{site}-{gateway}"
         self._protocol = "3.1.1" if config.protocol == "3.1.1" else "5"
         self._timeout = max(CONNECT_TIMEOUT, 2.0 * config.keepalive)
-        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._up = asyncio.Event()
         self._done = asyncio.Event()
         self._graceful = True
         self._running = False
-        self._commands: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(COMMAND_QUEUE)
         self._rng = random.Random()
         self._attempt = 0
         self._failing = False
         self._receive_max: int | None = None
-        self._acked: list[int] = []
-        self._inflight = 0
-        self.published = 0
-        """Outbox messages the broker acknowledged."""
+        self._drain = OutboxDrain(outbox, stopping=self._stopping,
+                                  graceful=lambda: self._graceful)
         self.reconnects = 0
         """Connections established after the first one."""
         self._sessions = 0
@@ -171,6 +127,11 @@ class MqttPublisher:
         self.last_failure: PublishError | None = None
 
     # -- state for metrics -----------------------------------------------------------------
+    @property
+    def published(self) -> int:
+        """Outbox messages the broker acknowledged."""
+        return self._drain.published
+
     @property
     def connected(self) -> bool:
         return self._up.is_set()
@@ -197,7 +158,7 @@ class MqttPublisher:
     # -- control ---------------------------------------------------------------------------
     def notify(self) -> None:
         """New messages were put in the outbox: wake the drain loop."""
-        self._wake.set()
+        self._drain.notify()
 
     async def wait_connected(self) -> None:
         """Until connected, the birth published and the command filter subscribed."""
@@ -208,7 +169,7 @@ class MqttPublisher:
         connection so the broker publishes the will; returns when :meth:`run` has ended."""
         self._graceful = graceful
         self._stopping.set()
-        self._wake.set()
+        self._drain.notify()
         if self._running:
             await self._done.wait()
 
@@ -222,8 +183,8 @@ class MqttPublisher:
             raise RuntimeError("MqttPublisher.run() is already running")
         self._running = True
         self._done.clear()
-        worker = (asyncio.create_task(self._command_worker(), name="mqtt-commands")
-                  if self._on_command is not None else None)
+        worker = (asyncio.create_task(self._inbox.run(), name="mqtt-commands")
+                  if self._inbox is not None else None)
         try:
             while not self._stopping.is_set():
                 try:
@@ -375,12 +336,13 @@ class MqttPublisher:
         client.pending_calls_threshold = limit + 16
         await client.publish(self._status_topic, self._birth(), qos=1, retain=True,
                              timeout=self._timeout)
-        if self._on_command is not None:
+        if self._inbox is not None:
             await client.subscribe(self._command_filter, qos=1, timeout=self._timeout)
         self._up.set()  # connected: birth published, commands subscribed
         self._since = time.time()
         listen = asyncio.create_task(self._listen(client), name="mqtt-listen")
-        drain = asyncio.create_task(self._drain(client, limit), name="mqtt-drain")
+        drain = asyncio.create_task(self._drain.run(self._publisher(client), limit),
+                                    name="mqtt-drain")
         try:
             done, _ = await asyncio.wait({listen, drain}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -397,85 +359,27 @@ class MqttPublisher:
         """Receive commands; raises MqttError as soon as the connection drops."""
         async for message in client.messages:
             topic = str(message.topic)
-            if self._on_command is None or not topic_matches(self._command_filter, topic):
+            if self._inbox is None or not topic_matches(self._command_filter, topic):
                 continue
-            try:
-                self._commands.put_nowait((topic, _bytes(message.payload)))
-            except asyncio.QueueFull:
-                log.warning("MQTT command queue full: dropped the command on %s", topic)
-
-    async def _command_worker(self) -> None:
-        assert self._on_command is not None
-        while True:
-            topic, payload = await self._commands.get()
-            try:
-                await self._on_command(topic, payload)
-            except Exception:
-                log.exception("command handler failed for %s", topic)
+            self._inbox.put(topic, _bytes(message.payload))
 
     # -- draining the outbox ---------------------------------------------------------------
-    async def _drain(self, client: aiomqtt.Client, limit: int) -> None:
-        """Publish from the oldest unacked message on; returns only when stopping."""
-        slots = asyncio.Semaphore(limit)
-        tasks: set[asyncio.Task[None]] = set()
-        failures: list[BaseException] = []
+    @staticmethod
+    def _publisher(client: aiomqtt.Client) -> Publish:
+        """The drain's publish call on this connection: a message paho cannot encode is
+        logged and dropped."""
 
-        def finished(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                failures.append(exc)
-                self._wake.set()
+        async def publish(message: OutMessage) -> bool:
+            try:
+                await client.publish(message.topic, message.payload, qos=message.qos,
+                                     retain=message.retain, timeout=math.inf)
+            except ValueError as exc:
+                log.error("dropping outbox message %d on %s: cannot be published: %s",
+                          message.id, message.topic, exc)
+                return False
+            return True
 
-        after = 0
-        try:
-            while not failures and not self._stopping.is_set():
-                self._wake.clear()
-                batch = self._outbox.pending(after, BATCH)
-                if not batch:
-                    await self._wake.wait()
-                    continue
-                for message in batch:
-                    await slots.acquire()
-                    if failures or self._stopping.is_set():
-                        slots.release()
-                        break
-                    self._inflight += 1
-                    task = asyncio.create_task(self._publish(client, message, slots))
-                    tasks.add(task)
-                    task.add_done_callback(finished)
-                    after = message.id
-            if tasks and self._graceful and not failures:
-                await asyncio.wait(set(tasks), timeout=STOP_TIMEOUT)
-            if failures:
-                raise failures[0]
-        finally:
-            pending = list(tasks)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            self._flush_acks()
-
-    async def _publish(self, client: aiomqtt.Client, message: OutMessage,
-                       slots: asyncio.Semaphore) -> None:
-        try:
-            await client.publish(message.topic, message.payload, qos=message.qos,
-                                 retain=message.retain, timeout=math.inf)
-        except ValueError as exc:
-            log.error("dropping outbox message %d on %s: cannot be published: %s",
-                      message.id, message.topic, exc)
-        else:
-            self.published += 1
-        finally:
-            self._inflight -= 1
-            slots.release()
-        self._acked.append(message.id)
-        if len(self._acked) >= ACK_BATCH or self._inflight == 0:
-            self._flush_acks()
-
-    def _flush_acks(self) -> None:
-        if self._acked:
-            ids, self._acked = self._acked, []
-            self._outbox.ack(ids)
+        return publish
 
     # -- ending a connection ---------------------------------------------------------------
     def _offline_payload(self) -> bytes:

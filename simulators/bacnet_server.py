@@ -46,7 +46,17 @@ from bacpypes3.pdu import IPv4Address
 from bacpypes3.primitivedata import Boolean, Null, PropertyIdentifier, Real
 
 from device_profiles.codec import CodecError, decode_bacnet, encode_bacnet
-from device_profiles.schema import BacnetPoint, BacnetProfile, PointKind
+from device_profiles.schema import BacnetPoint, BacnetProfile
+from simulators.bacnet_values import (
+    DEFAULTS,
+    PRESENT_VALUE,
+    UNITS,
+    attr_name,
+    default_value,
+    neutral_value,
+    plain_value,
+    state_texts,
+)
 from simulators.models.base import SimError, Value, WriteRefused
 
 log = logging.getLogger(__name__)
@@ -56,7 +66,6 @@ VENDOR_IDENTIFIER = 999
 """bacpypes3's own vendor id for local applications; clients decode standard objects."""
 ENDPOINT_TIMEOUT_S = 2.0
 """How long start() waits for bacpypes3 to open its UDP endpoints."""
-PRESENT_VALUE = "presentValue"
 
 
 class BacnetServerError(SimError):
@@ -91,40 +100,6 @@ _CLASSES: dict[str, Any] = {
     "life-safety-point": _local(std.LifeSafetyPointObject, GenericCriteria),
     "device": DeviceObject,
 }
-
-_UNITS: dict[str, str] = {
-    "percent": "percent", "s": "seconds", "min": "minutes", "h": "hours", "m": "meters",
-    "mm": "millimeters", "m/s": "metersPerSecond", "rpm": "revolutionsPerMinute",
-    "Pa": "pascals", "kPa": "kilopascals", "bar": "bars", "L": "liters", "m3": "cubicMeters",
-    "L/s": "litersPerSecond", "m3/h": "cubicMetersPerHour", "V": "volts", "A": "amperes",
-    "W": "watts", "kW": "kilowatts", "kVA": "kilovoltAmperes",
-    "kvar": "kilovoltAmperesReactive", "kWh": "kilowattHours",
-    "kvarh": "kilovoltAmpereHoursReactive", "Hz": "hertz", "pf": "powerFactor",
-    "degC": "degreesCelsius", "ohm": "ohms",
-}
-
-_DEFAULTS: dict[str, object] = {
-    "outOfService": False, "eventState": "normal", "reliability": "noFaultDetected",
-    "polarity": "normal", "activeText": "Active", "inactiveText": "Inactive",
-}
-
-
-def _attr(prop: str) -> str:
-    """``present-value`` -> ``presentValue``, as bacpypes3 names object attributes."""
-    head, *rest = prop.split("-")
-    return head + "".join(word.capitalize() for word in rest)
-
-
-def _plain(raw: Any) -> Value:
-    """A bacpypes3 primitive (Real, Unsigned, Enumerated, CharacterString...) as Python."""
-    if isinstance(raw, float):
-        return float(raw)
-    if isinstance(raw, bool | int):
-        return int(raw)
-    if isinstance(raw, str):
-        return str(raw)
-    raise CodecError(f"cannot use the BACnet value {raw!r}")
-
 
 def _denied(code: str = "writeAccessDenied") -> ExecutionError:
     return ExecutionError(errorClass="property", errorCode=code)
@@ -202,7 +177,8 @@ class BacnetDeviceServer:
             raise BacnetServerError(f"device instance {device_instance} is out of range")
         self._points = {p.id: p for p in profile.points}
         self._check_profile()
-        self._values = {p.id: initial.get(p.id, self._default(p)) for p in profile.points}
+        self._values = {p.id: initial.get(p.id, default_value(p, profile.enums))
+                        for p in profile.points}
         for point in profile.points:
             self._encode(point, self._values[point.id])
         self.comms: CommsMode = "normal"
@@ -220,7 +196,7 @@ class BacnetDeviceServer:
         for point in self.profile.points:
             who = f"{self.profile.id}: point {point.id!r}"
             cls = _CLASSES.get(point.object_type)
-            attr = _attr(point.prop)
+            attr = attr_name(point.prop)
             if cls is None or attr not in cls._elements:
                 raise BacnetServerError(f"{who}: {point.object} {point.prop} is not served")
             if point.index is not None:
@@ -232,20 +208,13 @@ class BacnetDeviceServer:
             seen.add(key)
             names.add(point.id)
 
-    def _default(self, point: BacnetPoint) -> Value:
-        """The value of a point ``initial`` does not give."""
-        entries = self.profile.enums.get(point.enum or "", [])
-        if point.kind is PointKind.ENUM and entries:
-            return entries[0].name
-        return False if point.kind is PointKind.BOOL else "" if point.kind is PointKind.TEXT else 0
-
     def _encode(self, point: BacnetPoint, value: Value) -> object:
         """Engineering value -> what bacpypes3 casts into the property."""
         try:
             raw = encode_bacnet(point, value, enums=self.profile.enums)
         except CodecError as exc:
             raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
-        attr = _attr(point.prop)
+        attr = attr_name(point.prop)
         if attr != PRESENT_VALUE and issubclass(_CLASSES[point.object_type]._elements[attr],
                                                 Boolean):
             return bool(value)
@@ -269,7 +238,7 @@ class BacnetDeviceServer:
             if obj is not device:
                 objects.append(obj)
             for point in points:
-                binding = _Binding(point, obj, _attr(point.prop))
+                binding = _Binding(point, obj, attr_name(point.prop))
                 if binding.attr != PRESENT_VALUE:
                     binding.set(self._encode(point, self._values[point.id]))
                 self._bindings[point.id] = binding
@@ -281,30 +250,27 @@ class BacnetDeviceServer:
         return objects
 
     def _point_object(self, points: list[BacnetPoint]) -> Any:
-        main = next((p for p in points if _attr(p.prop) == PRESENT_VALUE), None)
+        main = next((p for p in points if attr_name(p.prop) == PRESENT_VALUE), None)
         first = main or points[0]
         cls = _CLASSES[first.object_type]
         kwargs: dict[str, object] = {
             "objectIdentifier": (first.object_type, first.instance),
             "objectName": first.id, "description": first.name.en,
-            **{k: v for k, v in _DEFAULTS.items() if k in cls._elements},
+            **{k: v for k, v in DEFAULTS.items() if k in cls._elements},
         }
         if "units" in cls._elements:
-            kwargs["units"] = _UNITS.get(first.unit, "noUnits")
+            kwargs["units"] = UNITS.get(first.unit, "noUnits")
         if "covIncrement" in cls._elements:  # Real, or Unsigned on integer objects
             increment = (main.cov_increment if main else None) or 0.0
             real = issubclass(cls._elements["covIncrement"], Real)
             kwargs["covIncrement"] = increment if real else round(increment)
         if first.object_type.startswith("multi-state") and first.enum is not None:
-            texts = {e.value: e.en for e in self.profile.enums.get(first.enum, [])}
-            states = max([*texts, 1])
-            kwargs["numberOfStates"] = states
-            kwargs["stateText"] = [texts.get(n, f"State {n}") for n in range(1, states + 1)]
+            texts = state_texts(self.profile.enums.get(first.enum, []))
+            kwargs["numberOfStates"], kwargs["stateText"] = len(texts), texts
         if main is not None:
             kwargs[PRESENT_VALUE] = self._encode(main, self._values[main.id])
-        else:  # only other properties are points: a neutral present value
-            kwargs[PRESENT_VALUE] = (1 if first.object_type.startswith("multi-state")
-                                     else "" if first.object_type.startswith("character") else 0)
+        else:  # only other properties are points
+            kwargs[PRESENT_VALUE] = neutral_value(first.object_type)
         try:
             return cls(**kwargs)
         except (ValueError, TypeError, AttributeError) as exc:
@@ -449,7 +415,7 @@ class BacnetDeviceServer:
             effective = next((getattr(e, e._choice) for e in entries if e.null is None),
                              obj.relinquishDefault)
         try:
-            decoded = decode_bacnet(point, _plain(effective), enums=self.profile.enums)
+            decoded = decode_bacnet(point, plain_value(effective), enums=self.profile.enums)
         except CodecError as exc:
             raise _denied("valueOutOfRange") from exc
         if decoded.quality != "good" or decoded.reason is not None or decoded.value is None:

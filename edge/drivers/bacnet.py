@@ -2,18 +2,18 @@
 
 The only module in ``edge`` that imports bacpypes3; everything else sees plain Python
 values, :class:`PropertyRef`, :class:`IAm`, :class:`CovSubscription` and
-:mod:`edge.errors`. Values come back as :func:`device_profiles.codec.decode_bacnet`
-takes them: ``float`` (Real), ``int`` (Unsigned, Integer, Enumerated), ``"active"`` /
-``"inactive"`` (BinaryPV), ``str`` (CharacterString), ``bool``, a tuple of bits
-(status flags), a list (arrays).
+:mod:`edge.errors` (import them from here; they live in :mod:`edge.drivers.bacnet_types`
+and :mod:`edge.drivers.bacnet_cov`). Values come back as
+:func:`device_profiles.codec.decode_bacnet` takes them: ``float`` (Real), ``int``
+(Unsigned, Integer, Enumerated), ``"active"`` / ``"inactive"`` (BinaryPV), ``str``
+(CharacterString), ``bool``, a tuple of bits (status flags), a list (arrays).
 
 bacpypes3 0.0.110 traps handled here: its errors (``ErrorRejectAbortNack``) derive from
 ``BaseException``; a request nobody answers ends as ``AbortPDU`` no-response after
 ``apduTimeout`` x (1 + ``numberOfApduRetries``) of the client's own device object; a
 failed bind is retried forever in the background, never raised (start() test-binds);
-the library's COV context registers itself only after the subscription is acknowledged
-(so the first notification is lost) and renews in an unobserved task: subscriptions are
-registered before the request and renewed here, at 2/3 of their lifetime.
+the library's COV context loses the first notification and renews unobserved (replaced
+by :mod:`edge.drivers.bacnet_cov`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bacpypes3.apdu import (
@@ -53,69 +52,27 @@ from bacpypes3.primitivedata import (
 )
 from bacpypes3.vendor import get_vendor_info
 
-from device_profiles.schema import parse_object_id
 from edge.config import BacnetClientConfig
+from edge.drivers.bacnet_cov import CovSubscription, CovSubscriptions, OnFailed, OnValue
+from edge.drivers.bacnet_types import BacnetStats, IAm, PropertyRef
 from edge.errors import DeviceError, DeviceException, DeviceTimeout, DeviceUnreachable
+
+__all__ = [
+    "BacnetClient",
+    "BacnetStats",
+    "CovSubscription",
+    "IAm",
+    "OnFailed",
+    "OnValue",
+    "PropertyRef",
+]
 
 log = logging.getLogger(__name__)
 
 DEVICE_PORT = 47808
-RENEW_AT = 2 / 3
-"""A COV subscription is renewed after this fraction of its lifetime."""
-RENEW_RETRY_S = 0.5
 ENDPOINT_TIMEOUT_S = 2.0
 SPEC_CACHE_SIZE = 4096
-_COV_PROPERTIES = frozenset({"present-value", "status-flags"})
 _PER_PROPERTY_CODES = frozenset({"unknown-object", "unknown-property", "read-access-denied"})
-
-
-@dataclass(frozen=True, slots=True)
-class PropertyRef:
-    """One property of one object: ``analog-input,3`` ``present-value`` [index]."""
-
-    object_id: str
-    prop: str = "present-value"
-    index: int | None = None
-
-    def __post_init__(self) -> None:
-        kind, instance = parse_object_id(self.object_id)  # ValueError names the problem
-        object.__setattr__(self, "object_id", f"{kind},{instance}")
-        if not self.prop or not all(part.isalnum() for part in self.prop.split("-")):
-            raise ValueError(f"BACnet property must be like 'present-value', got {self.prop!r}")
-        if self.index is not None and self.index < 0:
-            raise ValueError(f"array index must be >= 0, got {self.index}")
-
-    def __str__(self) -> str:
-        index = "" if self.index is None else f"[{self.index}]"
-        return f"{self.object_id} {self.prop}{index}"
-
-
-@dataclass(frozen=True, slots=True)
-class IAm:
-    """One device that answered a Who-Is."""
-
-    instance: int
-    address: str
-    """``host:port``"""
-    vendor_id: int
-    max_apdu: int
-    segmentation: str
-
-
-@dataclass(slots=True)
-class BacnetStats:
-    """Counters for metrics; only ever incremented."""
-
-    requests: int = 0
-    errors: int = 0
-    timeouts: int = 0
-    values: int = 0
-    cov_notifications: int = 0
-    cov_renewals: int = 0
-    cov_failures: int = 0
-
-
-OnValue = Callable[[str, str, object], None]
 
 
 class _GatewayApp(Application):  # type: ignore[misc]
@@ -185,14 +142,13 @@ class BacnetClient:
         self.budget = timeout * (retries + 1)
         """How long one request may take before it is a timeout."""
         self.stats = BacnetStats()
+        self._cov = CovSubscriptions(self.stats, self.budget, send=self._send_cov,
+                                     decode=self._decode)
         self._app: Any = None
         self._addresses: dict[str, Any] = {}
         self._no_rpm: set[str] = set()
         self._types: dict[tuple[str, str, bool, bool], Any] = {}
         self._spec_cache: dict[tuple[PropertyRef, ...], Any] = {}
-        self._subscriptions: set[CovSubscription] = set()
-        self._background: set[asyncio.Task[None]] = set()
-        self._next_process_id = 1
 
     # -- lifecycle --------------------------------------------------------------------
     @property
@@ -219,6 +175,7 @@ class BacnetClient:
         app = _GatewayApp.from_object_list([device, port])
         app.listeners = []
         self._app = app
+        self._cov.routes = app._cov_contexts  # bacpypes3 routes notifications by this table
         tasks = [t for link in app.link_layers.values() for t in link.server._transport_tasks]
         _, pending = await asyncio.wait(tasks, timeout=ENDPOINT_TIMEOUT_S)
         if pending:
@@ -232,14 +189,8 @@ class BacnetClient:
         app = self._app
         if app is None:
             return
-        for subscription in list(self._subscriptions):
-            subscription.cancel()
-        if self._background:
-            _, pending = await asyncio.wait(self._background, timeout=self.budget + 0.5)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        self._app = None
+        await self._cov.close(self.budget + 0.5)
+        self._app = self._cov.routes = None
         for transaction in [*app.asap.clientTransactions, *app.asap.serverTransactions]:
             transaction.stop_timer()
         for requests in list(app._requests.values()):
@@ -463,8 +414,7 @@ class BacnetClient:
     # -- change of value --------------------------------------------------------------
     async def subscribe_cov(self, device: str, address: str, object_id: str, *,
                             lifetime: float, on_value: OnValue, confirmed: bool = True,
-                            on_failed: Callable[[CovSubscription], None] | None = None
-                            ) -> CovSubscription:
+                            on_failed: OnFailed | None = None) -> CovSubscription:
         """Subscribe to one object's present-value/status-flags, renewed until cancelled.
 
         The device's first notification carries the current values. A refusal raises
@@ -474,139 +424,19 @@ class BacnetClient:
             raise ValueError(f"a COV lifetime is at least 1 s, not {lifetime}")
         if self._app is None:
             raise RuntimeError("the BACnet client is not started")
-        process_id = self._next_process_id
-        self._next_process_id = self._next_process_id % (1 << 22) + 1
-        subscription = CovSubscription(self, device, self._address(device, address),
-                                       PropertyRef(object_id).object_id, round(lifetime),
-                                       confirmed, process_id, on_value, on_failed)
-        self._app._cov_contexts[subscription.key] = subscription  # before the first notification
-        try:
-            await self._subscribe(subscription)
-        except DeviceError:
-            self._app._cov_contexts.pop(subscription.key, None)
-            raise
-        self._subscriptions.add(subscription)
-        subscription._task = asyncio.create_task(subscription._keep_alive(),
-                                                 name=f"bacnet-cov {device} {object_id}")
-        return subscription
+        process_id = self._cov.next_process_id()
+        addr, object_id = self._address(device, address), PropertyRef(object_id).object_id
+        return await self._cov.subscribe(CovSubscription(
+            self._cov, device, addr, object_id, ObjectIdentifier(object_id), round(lifetime),
+            confirmed, process_id, on_value, on_failed))
 
-    async def _subscribe(self, subscription: CovSubscription) -> None:
+    async def _send_cov(self, subscription: CovSubscription, subscribe: bool) -> None:
+        """Subscribe (or renew) with the subscription's lifetime, or cancel it."""
+        renew = {"issueConfirmedNotifications": subscription.confirmed,
+                 "lifetime": subscription.lifetime} if subscribe else {}
         request = SubscribeCOVRequest(
             subscriberProcessIdentifier=subscription.process_id,
             monitoredObjectIdentifier=subscription.monitored_object_identifier,
-            issueConfirmedNotifications=subscription.confirmed,
-            lifetime=subscription.lifetime, destination=subscription.address)
-        await self._request(subscription.device, f"subscribe-cov {subscription.object_id}",
-                            request)
-
-    def _forget(self, subscription: CovSubscription, *, unsubscribe: bool) -> None:
-        self._subscriptions.discard(subscription)
-        if self._app is None:
-            return
-        self._app._cov_contexts.pop(subscription.key, None)
-        if unsubscribe:
-            task = asyncio.create_task(self._unsubscribe(subscription))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    async def _unsubscribe(self, subscription: CovSubscription) -> None:
-        request = SubscribeCOVRequest(
-            subscriberProcessIdentifier=subscription.process_id,
-            monitoredObjectIdentifier=subscription.monitored_object_identifier,
-            destination=subscription.address)
-        try:
-            await self._request(subscription.device, f"unsubscribe {subscription.object_id}",
-                                request)
-        except DeviceError as exc:  # it lapses by itself at the end of its lifetime
-            log.debug("%s", exc)
-
-
-class CovSubscription:
-    """One live COV subscription; renewed in the background at 2/3 of its lifetime.
-
-    ``failed`` once a renewal is refused or unanswered until the subscription would
-    lapse: the caller polls the point from then on.
-    """
-
-    def __init__(self, client: BacnetClient, device: str, address: Any, object_id: str,
-                 lifetime: int, confirmed: bool, process_id: int, on_value: OnValue,
-                 on_failed: Callable[[CovSubscription], None] | None) -> None:
-        self.client, self.device, self.address = client, device, address
-        self.object_id, self.lifetime, self.confirmed = object_id, lifetime, confirmed
-        self.process_id, self.on_value, self.on_failed = process_id, on_value, on_failed
-        self.monitored_object_identifier = ObjectIdentifier(object_id)
-        self.key = (address, process_id)
-        self.renewals = 0
-        self.notifications = 0
-        self.error: DeviceError | None = None
-        self.cancelled = False
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def active(self) -> bool:
-        return self._task is not None and not self.cancelled and self.error is None
-
-    @property
-    def failed(self) -> bool:
-        return self.error is not None
-
-    def cancel(self) -> None:
-        """Stop renewing and unsubscribe (best effort, in the background); idempotent."""
-        if self.cancelled:
-            return
-        self.cancelled = True
-        if self._task is not None:
-            self._task.cancel()
-        self.client._forget(self, unsubscribe=self.error is None)
-
-    async def put(self, property_value: Any) -> None:
-        """Called by bacpypes3 with each value of a notification for this subscription."""
-        prop = str(property_value.propertyIdentifier)
-        if prop not in _COV_PROPERTIES or self.cancelled:
-            return
-        ref = PropertyRef(self.object_id, prop)
-        value = self.client._decode(self.device, ref, property_value.value)
-        if isinstance(value, DeviceException):
-            log.warning("%s", value)
-            return
-        self.notifications += 1
-        self.client.stats.cov_notifications += 1
-        try:
-            self.on_value(self.object_id, prop, value)
-        except Exception:
-            log.exception("%s: COV callback for %s failed", self.device, ref)
-
-    async def _keep_alive(self) -> None:
-        loop = asyncio.get_running_loop()
-        renewed = loop.time()
-        while True:
-            await asyncio.sleep(max(0.0, renewed + self.lifetime * RENEW_AT - loop.time()))
-            lapses = renewed + self.lifetime
-            while True:
-                try:
-                    await self.client._subscribe(self)
-                    break
-                except DeviceTimeout as exc:
-                    if loop.time() + RENEW_RETRY_S + self.client.budget >= lapses:
-                        self._fail(exc)
-                        return
-                    await asyncio.sleep(RENEW_RETRY_S)
-                except DeviceError as exc:
-                    self._fail(exc)
-                    return
-            renewed = loop.time()
-            self.renewals += 1
-            self.client.stats.cov_renewals += 1
-
-    def _fail(self, error: DeviceError) -> None:
-        self.error = error
-        self.client.stats.cov_failures += 1
-        log.warning("%s: COV subscription to %s lost (%s); poll it instead", self.device,
-                    self.object_id, error)
-        self.client._forget(self, unsubscribe=False)
-        if self.on_failed is not None:
-            try:
-                self.on_failed(self)
-            except Exception:
-                log.exception("%s: COV failure callback for %s failed", self.device,
-                              self.object_id)
+            destination=subscription.address, **renew)
+        what = "subscribe-cov" if subscribe else "unsubscribe"
+        await self._request(subscription.device, f"{what} {subscription.object_id}", request)

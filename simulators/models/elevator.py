@@ -1,13 +1,10 @@
 """One elevator car: answers calls, travels floor to floor, cycles its doors, fails on cue.
 
 Drives ``elevator-ctl-modbus`` and ``elevator-mon-bacnet`` (same point ids). Passengers
-arrive as journeys (a hall call at one floor, then a car call to another) at a rate that
-follows the local time of day: up-peak from the lobby and car park in the morning,
-down-peak in the evening, a lunchtime bump, almost nothing at night. The car serves the
-journeys one at a time: a run with a simple trapezoid speed profile, then doors opening,
-dwell (longer when people get in or out), closing; now and then a passenger blocks the
-doors, and after two reopenings the doors close by nudging. An idle car returns to the
-lobby after five minutes.
+arrive as journeys by the local time of day (:mod:`simulators.models.elevator_traffic`).
+The car serves the journeys one at a time: a run with a simple trapezoid speed profile,
+then a door cycle (:mod:`simulators.models.elevator_doors`) with a dwell that is longer
+when people get in or out. An idle car returns to the lobby after five minutes.
 
 Entrapment is detected the way monitoring units do it: the car stands still outside a
 door zone with its doors closed and someone inside for 10 s, or the alarm button is held
@@ -27,17 +24,22 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Final
 
 from simulators.models.base import DeviceModel, SimContext, Value, WriteRefused
+from simulators.models.elevator_doors import Doors
+from simulators.models.elevator_traffic import (
+    MAX_QUEUE,
+    Journey,
+    forced_journey,
+    journey_arrives,
+    new_journey,
+)
 
 ACCEL: Final = 0.8  # m/s², acceleration and deceleration of a run
 SLOW_SPEED: Final = 0.3  # m/s, inspection runs and rescue re-levelling
 DOOR_ZONE: Final = 0.15  # m either side of a landing
-DOOR_MOVE_S, NUDGE_S, DWELL_S = 2.5, 6.0, 4.0  # s: doors opening or closing, nudging, dwell
 KG_PER_PERSON, RATED_LOAD_KG = 75, 1000
-MAX_QUEUE: Final = 6  # journeys waiting; more callers take another car
 TRAP_DETECT_S, ALARM_DETECT_S = 10.0, 15.0  # entrapment detection delays
 HOMING_S: Final = 300.0  # an idle car returns to the lobby after this
 NUISANCE_PER_S: Final = 0.02 / 3600  # short alarm-button presses (children, mistakes)
@@ -45,10 +47,6 @@ NUISANCE_PER_S: Final = 0.02 / 3600  # short alarm-button presses (children, mis
 # fault word bits and the controller's fault codes (highest priority first)
 SAFETY_CIRCUIT, DOOR_LOCK, OVERSPEED = 1 << 0, 1 << 1, 1 << 2
 _CODES: Final = ((OVERSPEED, 33), (DOOR_LOCK, 48), (SAFETY_CIRCUIT, 41))
-
-#: journeys per hour answered by one car, by local hour
-_RATE: Final = (2, 1, 1, 1, 1, 2, 8, 45, 60, 35, 20, 25, 35, 30, 20, 20, 22, 45, 50, 30, 20,
-                15, 10, 5)
 
 #: option -> (default, lowest, highest, integer)
 _OPTIONS: Final[dict[str, tuple[float, float, float, bool]]] = {
@@ -78,14 +76,6 @@ def floor_labels(lowest: int, count: int) -> list[int]:
     return [f for f in range(lowest, lowest + count + 1) if f != 0][:count]
 
 
-@dataclass
-class _Journey:
-    origin: int  # landing index
-    dest: int
-    people: int
-    aboard: bool = False
-
-
 class ElevatorModel(DeviceModel):
     profiles: ClassVar[tuple[str, ...]] = ("elevator-ctl-modbus", "elevator-mon-bacnet")
     faults: ClassVar[frozenset[str]] = frozenset(
@@ -105,10 +95,8 @@ class ElevatorModel(DeviceModel):
         self._pos = self.home * self.floor_height  # m above the lowest landing
         self._speed, self._dir, self._vmax = 0.0, 0, self.rated_speed
         self._target: float | None = None
-        self._door, self._door_t, self._reversals = "closed", 0.0, 0
-        self._reverse_at: float | None = None
-        self._queue: deque[_Journey] = deque()
-        self._journey: _Journey | None = None
+        self._queue: deque[Journey] = deque()
+        self._journey: Journey | None = None
         self._people, self._idle_s = 0, 0.0
         self._evacuate = False  # at the next stop everybody gets out
         self._bits, self._spike_s = 0, 0.0
@@ -119,7 +107,7 @@ class ElevatorModel(DeviceModel):
         self._trapped, self._alarm_hold = False, 60.0
         self._next_press: float | None = None
         self._trips = rng.randint(50_000, 400_000)
-        self._door_ops = int(self._trips * 1.1) + rng.randint(0, 5_000)
+        self._doors = Doors(cycles=int(self._trips * 1.1) + rng.randint(0, 5_000))
         self._run_s = rng.uniform(2_000, 12_000) * 3600
 
     # ---- time ---------------------------------------------------------------------------
@@ -135,7 +123,7 @@ class ElevatorModel(DeviceModel):
             done += h
 
     def _tick_limit(self) -> float:
-        if (self._target is not None or self._door != "closed" or self._spike_s > 0
+        if (self._target is not None or not self._doors.closed or self._spike_s > 0
                 or self._journey or self._evacuate or self._pending or self._queue):
             return 0.5
         if self._halted or self._press_s > 0 or self._people > 0 or self._trapped:
@@ -149,35 +137,19 @@ class ElevatorModel(DeviceModel):
             self._spike_s = max(0.0, self._spike_s - h)
         elif self._target is not None:
             self._move(h)
-        elif self._door != "closed":
-            self._doors(h)
+        elif not self._doors.closed:
+            self._doors.tick(h, self.ctx.rng, locked=bool(self._bits & DOOR_LOCK),
+                             exchange=self._exchange)
         elif self._halted is None:
             self._dispatch(h)
         self._detect(h)
 
     def _arrivals(self, hour: float, h: float) -> None:
         rng = self.ctx.rng
-        chance = 1 - math.exp(-_RATE[int(hour) % 24] * h / 3600)
-        if self._serving() and len(self._queue) < MAX_QUEUE and rng.random() < chance:
-            self._queue.append(self._new_journey(hour))
+        if self._serving() and len(self._queue) < MAX_QUEUE and journey_arrives(rng, hour, h):
+            self._queue.append(new_journey(rng, len(self.labels), self.home, hour))
         if self._press_s <= 0 and self._stuck_s == 0 and rng.random() < NUISANCE_PER_S * h:
             self._press_s = rng.uniform(1.0, 3.0)
-
-    def _new_journey(self, hour: float) -> _Journey:
-        rng = self.ctx.rng
-        n = len(self.labels)
-        entry = [self.home] * 3 + list(range(self.home))  # lobby, and the car park below
-        upper = list(range(self.home + 1, n)) or [i for i in range(n) if i != self.home]
-        if 7 <= hour < 9.5 and rng.random() < 0.8:
-            origin, dest = rng.choice(entry), rng.choice(upper)
-        elif 17 <= hour < 19.5 and rng.random() < 0.8:
-            origin, dest = rng.choice(upper), rng.choice(entry)
-        else:
-            origin, dest = rng.sample(range(n), 2)
-        if origin == dest:
-            dest = (origin + 1) % n
-        peak = 7 <= hour < 9.5 or 17 <= hour < 19.5 or 11.5 <= hour < 13.5
-        return _Journey(origin, dest, rng.randint(1, 8 if peak else 3))
 
     # ---- motion -------------------------------------------------------------------------
 
@@ -201,7 +173,8 @@ class ElevatorModel(DeviceModel):
                 self._insp_wait = self.ctx.rng.uniform(30, 300)
             return
         if self._journey is None and self._pending:
-            self._journey = self._forced_journey(level)
+            self._journey = forced_journey(self.ctx.rng, len(self.labels), level,
+                                           self._pending == "overspeed")
         if self._journey is None and self._queue:
             self._journey = self._queue.popleft()
         journey = self._journey
@@ -215,13 +188,6 @@ class ElevatorModel(DeviceModel):
             self._open_doors()
         else:
             self._go(stop * self.floor_height, self.rated_speed)
-
-    def _forced_journey(self, level: int) -> _Journey:
-        """A run long enough for a pending fault to strike on the way."""
-        far = 0 if level > (len(self.labels) - 1) / 2 else len(self.labels) - 1
-        if self._pending == "overspeed":  # an empty car answering a far hall call
-            return _Journey(far, level, self.ctx.rng.randint(1, 3))
-        return _Journey(level, far, self.ctx.rng.randint(1, 3))
 
     def _go(self, target: float, vmax: float) -> None:
         if abs(target - self._pos) < 1e-3:
@@ -274,7 +240,7 @@ class ElevatorModel(DeviceModel):
     def _withdraw(self) -> None:
         """Service withdrawn: stop at the next landing ahead and let everybody out."""
         self._queue.clear()
-        if self._door == "open":  # doors already open: everybody walks out now
+        if self._doors.state == "open":  # doors already open: everybody walks out now
             self._people = 0
         self._journey, self._evacuate = None, self._people > 0
         if self._target is None or self._inspection:
@@ -298,31 +264,8 @@ class ElevatorModel(DeviceModel):
     # ---- doors and passengers -----------------------------------------------------------
 
     def _open_doors(self) -> None:
-        self._door, self._door_t, self._reversals = "opening", DOOR_MOVE_S, 0
-        self._door_ops += 1
+        self._doors.open()
         self._idle_s = 0.0
-
-    def _doors(self, h: float) -> None:
-        self._door_t -= h
-        if self._door == "opening":
-            if self._door_t <= 0:
-                self._door, self._door_t = "open", DWELL_S + self._exchange()
-        elif self._door == "open":
-            if self._door_t <= 0 and not self._bits & DOOR_LOCK:
-                self._start_close()
-        elif self._reverse_at is not None and self._door_t <= self._reverse_at:
-            self._reverse_at, self._reversals = None, self._reversals + 1
-            self._door, self._door_t = "opening", DOOR_MOVE_S - self._door_t
-        elif self._door_t <= 0:
-            self._door = "closed"
-
-    def _start_close(self) -> None:
-        rng = self.ctx.rng
-        if self._reversals >= 2:  # someone keeps blocking the doors: close slowly, buzzing
-            self._door, self._door_t, self._reverse_at = "nudging", NUDGE_S, None
-            return
-        self._door, self._door_t = "closing", DOOR_MOVE_S
-        self._reverse_at = rng.uniform(0.3, 2.0) if rng.random() < 0.05 else None
 
     def _exchange(self) -> float:
         """The doors are open: people get out or in; returns the extra dwell they need."""
@@ -350,7 +293,7 @@ class ElevatorModel(DeviceModel):
                 self._press_s, self._next_press = rng.uniform(3, 10), rng.uniform(60, 180)
 
     def _detect(self, h: float) -> None:
-        closed = self._door == "closed"
+        closed = self._doors.closed
         still = self._target is None and self._spike_s <= 0
         stuck = (still and closed and self._people > 0 and not self._inspection
                  and self._off_level() > DOOR_ZONE)
@@ -384,7 +327,7 @@ class ElevatorModel(DeviceModel):
             "direction": direction,
             "current_floor": self.labels[self._nearest()],
             "in_door_zone": self._off_level() <= DOOR_ZONE,
-            "door_state": self._door,
+            "door_state": self._doors.state,
             "mode": self.mode(),
             "fault_code": next((code for bit, code in _CODES if self._bits & bit), 0),
             "fault_bits": self._bits,
@@ -394,7 +337,7 @@ class ElevatorModel(DeviceModel):
             "speed": round(speed, 2),
             "trip_count": self._trips,
             "run_hours": round(self._run_s / 3600, 1),
-            "door_cycles": self._door_ops,
+            "door_cycles": self._doors.cycles,
             "out_of_service_request": self._oos_request,
         }
 

@@ -10,8 +10,8 @@ from simulators.models.base import DeviceModel
 #: model name -> "module:Class"
 MODELS: Final[dict[str, str]] = {
     "elevator": "simulators.models.elevator:ElevatorModel",
-    "booster_pump_set": "simulators.models.pumps:BoosterPumpSetModel",
-    "sump_pump": "simulators.models.pumps:SumpPumpModel",
+    "booster_pump_set": "simulators.models.booster:BoosterPumpSetModel",
+    "sump_pump": "simulators.models.sump:SumpPumpModel",
     "fire_panel": "simulators.models.fire_panel:FirePanelModel",
     "door_controller": "simulators.models.door:DoorControllerModel",
     "energy_meter": "simulators.models.meters:EnergyMeterModel",

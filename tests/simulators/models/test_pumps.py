@@ -17,7 +17,9 @@ from device_profiles.registers import set_bit
 from device_profiles.schema import ModbusProfile, PointKind
 from simulators.clock import SimClock
 from simulators.models.base import SimContext, UnknownFault, Value, WriteRefused
-from simulators.models.pumps import WATER_USE, BoosterPumpSetModel, SumpPumpModel, day_curve
+from simulators.models.booster import WATER_USE, BoosterPumpSetModel
+from simulators.models.pump_common import day_curve
+from simulators.models.sump import SumpPumpModel
 
 TZ = "Asia/Shanghai"
 FILES = {"booster-pumpset-modbus": "booster-pump-set-modbus.yaml",

@@ -1,0 +1,1 @@
+"""Security helpers of the cloud: password hashing (and, elsewhere, tokens)."""
