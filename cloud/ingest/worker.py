@@ -1,0 +1,123 @@
+"""An ingest worker: subscribe, batch, process, retry. Several run side by side.
+
+Workers share the MQTT 5 subscription ``$share/{group}/tw/v1/#`` so the broker
+splits the traffic between them; on a broker without MQTT 5 (amqtt, the embedded
+demo broker) a worker falls back to MQTT 3.1.1 and a plain subscription, which is
+right for one worker only (the log says so). The only aiomqtt importer in ``cloud``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+
+import aiomqtt
+
+from cloud.ingest.pipeline import Incoming, IngestPipeline
+from cloud.settings import IngestSettings, MqttSettings
+from towerwatch.contract import ALL_TOPICS, shared_filter
+
+log = logging.getLogger(__name__)
+_UNSUPPORTED_PROTOCOL = (132, 1)
+
+
+class IngestWorker:
+    def __init__(self, mqtt: MqttSettings, ingest: IngestSettings, pipeline: IngestPipeline,
+                 *, name: str = "ingest-1") -> None:
+        self.mqtt, self.settings, self.pipeline, self.name = mqtt, ingest, pipeline, name
+        self.queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=ingest.batch_size * 4)
+        self.connected = False
+        self.shared = False
+        self.last_error: str | None = None
+        self._v311 = False
+
+    def _client(self) -> aiomqtt.Client:
+        scheme, _, rest = self.mqtt.url.partition("://")
+        host, _, port = rest.rstrip("/").rpartition(":")
+        tls = None
+        if scheme == "mqtts":  # verified against the CA file or the system store
+            tls = aiomqtt.TLSParameters(
+                ca_certs=str(self.mqtt.ca_file) if self.mqtt.ca_file else None,
+                cert_reqs=ssl.CERT_REQUIRED)
+        version = aiomqtt.ProtocolVersion.V311 if self._v311 else aiomqtt.ProtocolVersion.V5
+        identifier = self.mqtt.client_id or f"tw-{self.name}-{random.getrandbits(32):08x}"
+        return aiomqtt.Client(
+            host or rest, int(port or (8883 if tls else 1883)), identifier=identifier,
+            username=self.mqtt.username, password=self.mqtt.password(),
+            protocol=version, tls_params=tls, keepalive=30)
+
+    async def run(self) -> None:
+        """Receive and process until cancelled; reconnect with backoff."""
+        batcher = asyncio.create_task(self._batches(), name=f"{self.name} batches")
+        delay = 0.5
+        try:
+            while True:
+                try:
+                    async with self._client() as client:
+                        await self._subscribe(client)
+                        self.connected, delay, self.last_error = True, 0.5, None
+                        log.info("%s: subscribed (%s)", self.name,
+                                 "shared" if self.shared else "plain")
+                        async for message in client.messages:
+                            payload = message.payload
+                            data = payload if isinstance(payload, bytes) else (
+                                bytes(payload) if isinstance(payload, bytearray)
+                                else str(payload or "").encode())
+                            await self.queue.put(Incoming(str(message.topic), data,
+                                                          int(time.time() * 1000)))
+                except aiomqtt.MqttError as exc:
+                    self.connected = False
+                    code = getattr(exc, "rc", None)
+                    if not self._v311 and code in _UNSUPPORTED_PROTOCOL:
+                        log.info("%s: broker has no MQTT 5; using 3.1.1 and a plain "
+                                 "subscription (one worker only)", self.name)
+                        self._v311 = True
+                        continue
+                    if self.last_error != str(exc):
+                        log.warning("%s: MQTT: %s", self.name, exc)
+                    self.last_error = str(exc)
+                    await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                    delay = min(30.0, delay * 2)
+        finally:
+            self.connected = False
+            batcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await batcher
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        want = self.mqtt.shared
+        self.shared = not self._v311 and want != "no"
+        topic = shared_filter(self.mqtt.shared_group, ALL_TOPICS) if self.shared else ALL_TOPICS
+        await client.subscribe(topic, qos=1)
+
+    async def _batches(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            deadline = time.monotonic() + self.settings.batch_wait
+            while len(batch) < self.settings.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                except TimeoutError:
+                    break
+            await self._process(batch)
+
+    async def _process(self, batch: list[Incoming]) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.pipeline.process(batch)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # storage down: keep the batch, retry with backoff
+                log.warning("%s: batch of %d not stored, retrying: %s", self.name, len(batch),
+                            exc)
+                await asyncio.sleep(delay)
+                delay = min(30.0, delay * 2)

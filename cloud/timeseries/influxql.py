@@ -1,0 +1,241 @@
+"""InfluxDB's text formats, as pure functions: line protocol out, InfluxQL in, JSON back.
+
+Schema: one measurement ``tw``; tags ``site``, ``gateway``, ``device``, ``point`` and
+``kind`` (the value's type: ``f`` float, ``i`` int, ``b`` bool, ``s`` str, ``n`` none)::
+
+    tw,device=pump-1,gateway=gw-1,kind=f,point=flow,site=tower-a value=12.5,quality="good" 1700…
+
+=============  ========  ===============================================================
+field          type      holds
+=============  ========  ===============================================================
+``value``      float     float and int values, bools as 1.0 / 0.0 (so InfluxQL
+                         ``mean``/``min``/``max`` cover them); absent for str and None
+``value_str``  string    str values
+``quality``    string    ``good`` ``stale`` ``bad``; always present, so ``count`` and
+                         ``last`` of it see every sample
+=============  ========  ===============================================================
+
+Timestamps are ms (``precision=ms``). Each field costs InfluxDB about as much as a whole
+point (InfluxDB 1.6 took ~240k lines/s with one field, ~100k with two, ~55k with three),
+so a line carries two fields and the type is a tag: a point's type is stable, so it has
+one series per kind it ever had (usually its type, and ``n`` while it had no value).
+Queries never group by ``kind``; they read a point's series as one.
+
+InfluxDB keeps one point per (series, time) and a rewrite replaces the fields it carries,
+so a redelivery replaces the sample. The one divergence from SQLite: rewriting a sample
+at the same timestamp with a value of *another type* lands in another series and adds a
+sample instead of replacing it.
+
+Escaping: tag values escape ``,`` ``=`` and space with a backslash; string fields escape
+``"`` and backslash. Key parts never hold backslashes or control characters (checked by
+:class:`~cloud.timeseries.base.SeriesKey`): InfluxDB 1.x keeps an escaped backslash in a
+tag literally, and a line break ends a line. InfluxQL string literals escape backslash
+and ``'``; identifiers are always double-quoted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final, TypeAlias
+
+from cloud.timeseries.base import (
+    Bucket,
+    Kind,
+    Sample,
+    SeriesKey,
+    Value,
+    decode_value,
+    encode_value,
+)
+from cloud.timeseries.errors import TimeSeriesError
+
+MEASUREMENT: Final = "tw"
+RAW_COLUMNS: Final = ("value", "value_str", "quality", "kind")
+
+_TAG_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STR_ESCAPES: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
+
+PrefixCache: TypeAlias = dict[tuple[SeriesKey, Kind], str]
+
+
+# -- line protocol ---------------------------------------------------------------------
+def escape_tag(text: str) -> str:
+    """A tag key or value: ``,`` ``=`` and space get a backslash."""
+    return text.translate(_TAG_ESCAPES)
+
+
+def escape_field_str(text: str) -> str:
+    """A string field value, with its double quotes."""
+    return '"' + text.translate(_STR_ESCAPES) + '"'
+
+
+def series_prefix(key: SeriesKey, kind: Kind) -> str:
+    """``tw,device=…,gateway=…,kind=…,point=…,site=…`` (tags sorted, as InfluxDB prefers)."""
+    return (
+        f"{MEASUREMENT},device={escape_tag(key.device)},gateway={escape_tag(key.gateway)}"
+        f",kind={kind},point={escape_tag(key.point)},site={escape_tag(key.site)}"
+    )
+
+
+def line(sample: Sample, prefixes: PrefixCache) -> str:
+    """One line of line protocol for ``sample``; ``prefixes`` caches series prefixes."""
+    kind, num, txt = encode_value(sample.value)
+    prefix = prefixes.get((sample.series, kind))
+    if prefix is None:
+        prefix = prefixes[(sample.series, kind)] = series_prefix(sample.series, kind)
+    if num is not None:
+        value = f"value={num!r},"
+    elif txt is not None:
+        value = f"value_str={escape_field_str(txt)},"
+    else:
+        value = ""
+    return f'{prefix} {value}quality="{sample.quality}" {sample.ts_ms}'
+
+
+# -- InfluxQL --------------------------------------------------------------------------
+def quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_str(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _eq(tag: str, value: str) -> str:
+    return f"{quote_ident(tag)} = {quote_str(value)}"
+
+
+def where_device(site: str, gateway: str, device: str) -> str:
+    return f"{_eq('site', site)} AND {_eq('gateway', gateway)} AND {_eq('device', device)}"
+
+
+def where_series(key: SeriesKey) -> str:
+    return f"{where_device(key.site, key.gateway, key.device)} AND {_eq('point', key.point)}"
+
+
+def time_range(start_ms: int, end_ms: int) -> str:
+    return f"time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
+
+
+_FROM: Final = f"FROM {quote_ident(MEASUREMENT)}"
+# The newest sample (of a group): ``last("quality")`` is the only selector, so the other
+# columns come from the same row; ``quality`` is the one field every sample has.
+_LAST_ROW: Final = 'SELECT last("quality") AS "quality", "kind", "value", "value_str"'
+
+
+def raw_query(key: SeriesKey, start_ms: int, end_ms: int, limit: int) -> str:
+    columns = ", ".join(quote_ident(c) for c in RAW_COLUMNS)
+    return (
+        f"SELECT {columns} {_FROM} WHERE {where_series(key)} AND {time_range(start_ms, end_ms)}"
+        f" ORDER BY time ASC LIMIT {int(limit)}"
+    )
+
+
+def downsampled_queries(
+    key: SeriesKey, start_ms: int, end_ms: int, bucket_ms: int
+) -> tuple[str, str]:
+    """Two statements: the aggregates per bucket, and each bucket's last sample."""
+    where = f"{_FROM} WHERE {where_series(key)} AND {time_range(start_ms, end_ms)}"
+    group = f"GROUP BY time({int(bucket_ms)}ms) fill(none)"
+    aggregates = (
+        'SELECT mean("value") AS "mean", min("value") AS "min", max("value") AS "max",'
+        f' count("quality") AS "count" {where} {group}'
+    )
+    return aggregates, f"{_LAST_ROW} {where} {group}"
+
+
+def latest_query(site: str, gateway: str, device: str, points: Iterable[str] = ()) -> str:
+    """The newest sample of each point of one device (of ``points`` only, if given)."""
+    where = where_device(site, gateway, device)
+    wanted = sorted(set(points))
+    if wanted:
+        where += " AND (" + " OR ".join(_eq("point", p) for p in wanted) + ")"
+    return f'{_LAST_ROW} {_FROM} WHERE {where} GROUP BY "point"'
+
+
+def count_before_query(cutoff_ms: int) -> str:
+    return f'SELECT count("quality") AS "count" {_FROM} WHERE time < {int(cutoff_ms)}ms'
+
+
+def delete_before_query(cutoff_ms: int) -> str:
+    return f"DELETE {_FROM} WHERE time < {int(cutoff_ms)}ms"
+
+
+# -- /query results --------------------------------------------------------------------
+Series: TypeAlias = Mapping[str, Any]
+
+
+def statement_results(body: Any, statements: int) -> list[list[Series]]:
+    """The series of each statement in a ``/query`` JSON answer; raise on any error."""
+    if not isinstance(body, Mapping):
+        raise TimeSeriesError(f"InfluxDB answered with unexpected JSON: {body!r:.200}")
+    if "error" in body:
+        raise TimeSeriesError(f"InfluxDB: {body['error']}")
+    results = body.get("results")
+    if not isinstance(results, list) or len(results) != statements:
+        raise TimeSeriesError(f"InfluxDB answered {statements} statements with {body!r:.200}")
+    out: list[list[Series]] = []
+    for result in results:
+        if "error" in result:
+            raise TimeSeriesError(f"InfluxDB: {result['error']}")
+        series = result.get("series", [])
+        if result.get("partial") or any(s.get("partial") for s in series):
+            raise TimeSeriesError("InfluxDB truncated the answer (max-row-limit); narrow it")
+        out.append(series)
+    return out
+
+
+def rows(series: Series) -> list[dict[str, Any]]:
+    columns: Sequence[str] = series["columns"]
+    return [dict(zip(columns, values, strict=True)) for values in series.get("values", [])]
+
+
+def _value(kind: Any, num: Any, txt: Any) -> Value:
+    return decode_value(str(kind), None if num is None else float(num), txt)
+
+
+def _float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def parse_raw(key: SeriesKey, answer: Sequence[Series]) -> list[Sample]:
+    return [
+        Sample(key, int(r["time"]), _value(r["kind"], r["value"], r["value_str"]), r["quality"])
+        for s in answer
+        for r in rows(s)
+    ]
+
+
+def parse_downsampled(aggregates: Sequence[Series], lasts: Sequence[Series]) -> list[Bucket]:
+    last = {
+        int(r["time"]): _value(r["kind"], r["value"], r["value_str"])
+        for s in lasts
+        for r in rows(s)
+    }
+    return [
+        Bucket(
+            start_ms=int(r["time"]),
+            mean=_float(r["mean"]),
+            min=_float(r["min"]),
+            max=_float(r["max"]),
+            last=last.get(int(r["time"])),
+            count=int(r["count"]),
+        )
+        for s in aggregates
+        for r in rows(s)
+        if r["count"]
+    ]
+
+
+def parse_latest(site: str, gateway: str, device: str, answer: Sequence[Series]) -> list[Sample]:
+    out: list[Sample] = []
+    for s in answer:
+        key = SeriesKey(site, gateway, device, s["tags"]["point"])
+        for r in rows(s):
+            value = _value(r["kind"], r["value"], r["value_str"])
+            out.append(Sample(key, int(r["time"]), value, r["quality"]))
+    return out
+
+
+def parse_count(answer: Sequence[Series]) -> int:
+    return sum(int(r["count"] or 0) for s in answer for r in rows(s))
