@@ -3,7 +3,7 @@
 Workers share the MQTT 5 subscription ``$share/{group}/tw/v1/#`` so the broker
 splits the traffic between them; on a broker without MQTT 5 (amqtt, the embedded
 demo broker) a worker falls back to MQTT 3.1.1 and a plain subscription, which is
-right for one worker only (the log says so). The only aiomqtt importer in ``cloud``.
+right for one worker only (the log says so).
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ import asyncio
 import contextlib
 import logging
 import random
-import ssl
 import time
-
-import aiomqtt
+from typing import Any
 
 from cloud.ingest.pipeline import Incoming, IngestPipeline
+from cloud.mqtt import UNSUPPORTED_PROTOCOL, MqttError, client_for, error_code
 from cloud.settings import IngestSettings, MqttSettings
 from towerwatch.contract import ALL_TOPICS, shared_filter
 
 log = logging.getLogger(__name__)
-_UNSUPPORTED_PROTOCOL = (132, 1)
 
 
 class IngestWorker:
@@ -35,21 +33,6 @@ class IngestWorker:
         self.last_error: str | None = None
         self._v311 = False
 
-    def _client(self) -> aiomqtt.Client:
-        scheme, _, rest = self.mqtt.url.partition("://")
-        host, _, port = rest.rstrip("/").rpartition(":")
-        tls = None
-        if scheme == "mqtts":  # verified against the CA file or the system store
-            tls = aiomqtt.TLSParameters(
-                ca_certs=str(self.mqtt.ca_file) if self.mqtt.ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED)
-        version = aiomqtt.ProtocolVersion.V311 if self._v311 else aiomqtt.ProtocolVersion.V5
-        identifier = self.mqtt.client_id or f"tw-{self.name}-{random.getrandbits(32):08x}"
-        return aiomqtt.Client(
-            host or rest, int(port or (8883 if tls else 1883)), identifier=identifier,
-            username=self.mqtt.username, password=self.mqtt.password(),
-            protocol=version, tls_params=tls, keepalive=30)
-
     async def run(self) -> None:
         """Receive and process until cancelled; reconnect with backoff."""
         batcher = asyncio.create_task(self._batches(), name=f"{self.name} batches")
@@ -57,7 +40,7 @@ class IngestWorker:
         try:
             while True:
                 try:
-                    async with self._client() as client:
+                    async with client_for(self.mqtt, name=self.name, v311=self._v311) as client:
                         await self._subscribe(client)
                         self.connected, delay, self.last_error = True, 0.5, None
                         log.info("%s: subscribed (%s)", self.name,
@@ -69,10 +52,10 @@ class IngestWorker:
                                 else str(payload or "").encode())
                             await self.queue.put(Incoming(str(message.topic), data,
                                                           int(time.time() * 1000)))
-                except aiomqtt.MqttError as exc:
+                except MqttError as exc:
                     self.connected = False
-                    code = getattr(exc, "rc", None)
-                    if not self._v311 and code in _UNSUPPORTED_PROTOCOL:
+                    code = error_code(exc)
+                    if not self._v311 and code in UNSUPPORTED_PROTOCOL:
                         log.info("%s: broker has no MQTT 5; using 3.1.1 and a plain "
                                  "subscription (one worker only)", self.name)
                         self._v311 = True
@@ -88,7 +71,7 @@ class IngestWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await batcher
 
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
+    async def _subscribe(self, client: Any) -> None:
         want = self.mqtt.shared
         self.shared = not self._v311 and want != "no"
         topic = shared_filter(self.mqtt.shared_group, ALL_TOPICS) if self.shared else ALL_TOPICS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from cloud.db import Database, list_dead_letters, list_gateways, migrate
 from cloud.ingest.pipeline import IngestedEvent, IngestPipeline
 from cloud.ingest.worker import IngestWorker
 from cloud.settings import IngestSettings, MqttSettings
-from cloud.timeseries import SqliteStore, TimeSeriesStore
+from cloud.timeseries import SeriesKey, SqliteStore, TimeSeriesStore
 from cloud.timeseries.influx import InfluxStore
 from tests.servers.mosquitto import MosquittoServer
 from towerwatch.contract import (
@@ -38,7 +38,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[IngestedEvent] = []
 
-    async def handle(self, events: list[IngestedEvent]) -> None:  # type: ignore[override]
+    async def handle(self, events: Sequence[IngestedEvent]) -> None:
         self.events.extend(events)
 
 
@@ -96,9 +96,9 @@ def telemetry(seq: int, value: float) -> bytes:
                             quality={"pressure": "good", "running": "good"}))
 
 
-async def until(predicate: object, limit: float = 15.0) -> None:
+async def until(predicate: Callable[[], bool], limit: float = 15.0) -> None:
     deadline = time.monotonic() + limit
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
 
@@ -161,7 +161,5 @@ async def test_two_workers_share_the_load_without_loss_or_duplicates(
         assert len(series) == total
 
 
-def _series(point: str) -> object:
-    from cloud.timeseries import SeriesKey
-
+def _series(point: str) -> SeriesKey:
     return SeriesKey(SITE, GW, "pump", point)
