@@ -19,10 +19,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from towerwatch.cli import demo, edge, profiles, sim
+    from towerwatch.cli import cloud, demo, edge, profiles, sim
 
     profiles.register(commands)
     edge.register(commands)
+    cloud.register(commands)
     sim.register(commands)
     demo.register(commands)
     return parser

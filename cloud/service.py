@@ -1,0 +1,125 @@
+"""The cloud service in one process: ingest workers and (optionally) the REST API.
+
+``towerwatch cloud serve`` runs both; ``towerwatch cloud ingest`` runs workers only,
+to scale ingest out beside API replicas. Everything is built here from settings and
+closed on the way out; nothing connects at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cloud.db import Database, is_up_to_date
+from cloud.db.registry import PointSpec, profile_points
+from cloud.ingest.pipeline import EventSink, IngestPipeline, LogEventSink
+from cloud.ingest.worker import IngestWorker
+from cloud.settings import CloudSettings, TimeseriesSettings, read_secret
+from cloud.timeseries import SqliteStore, TimeSeriesStore
+from device_profiles.loader import ProfileSet, load_profiles
+
+log = logging.getLogger(__name__)
+
+
+class CloudError(Exception):
+    """The cloud service cannot start; the message says why and what to do."""
+
+
+def make_store(settings: TimeseriesSettings) -> TimeSeriesStore:
+    if settings.backend == "sqlite":
+        settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteStore(settings.sqlite_path)
+    from cloud.timeseries.influx import InfluxStore
+
+    token = read_secret(settings.influx_token_file, settings.influx_token_env, "influx token")
+    return InfluxStore(settings.influx_url, database=settings.influx_database,
+                       bucket=settings.influx_bucket, org=settings.influx_org, token=token,
+                       write_api=settings.influx_write_api, query_url=settings.influx_query_url)
+
+
+def point_catalogue(profiles: ProfileSet) -> dict[str, tuple[PointSpec, ...]]:
+    return {pid: profile_points(profiles.get(pid)) for pid in profiles.ids()}
+
+
+class CloudService:
+    def __init__(self, settings: CloudSettings, *, workers: int = 1, api: bool = True,
+                 sink: EventSink | None = None, profiles: ProfileSet | None = None) -> None:
+        self.settings = settings
+        self.db = Database.from_url(settings.database_url)
+        self.store = make_store(settings.timeseries)
+        self.sink = sink or LogEventSink()
+        catalogue = point_catalogue(profiles or load_profiles())
+        skew = int(settings.ingest.skew_tolerance * 1000)
+        self.workers = [
+            IngestWorker(settings.mqtt, settings.ingest,
+                         IngestPipeline(self.db, self.store, self.sink, profiles=catalogue,
+                                        skew_tolerance_ms=skew),
+                         name=f"ingest-{n + 1}")
+            for n in range(workers)]
+        self.with_api = api
+        self.api_port: int | None = None
+
+    async def run(self, stop: asyncio.Event,
+                  on_ready: Callable[[CloudService], None] | None = None) -> None:
+        if not await asyncio.to_thread(is_up_to_date, self.db.engine):
+            raise CloudError("the database is not migrated to the current schema: "
+                             "run `towerwatch cloud migrate` first")
+        server: Any = None
+        sender: Any = None
+        tasks = [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
+        try:
+            if self.with_api:
+                server, sender = await self._start_api()
+                tasks.append(asyncio.create_task(server.serve(), name="api"))
+                while not server.started:
+                    if tasks[-1].done():
+                        tasks[-1].result()
+                        raise CloudError("the API stopped while starting")
+                    await asyncio.sleep(0.02)
+                self.api_port = int(server.servers[0].sockets[0].getsockname()[1])
+            if on_ready is not None:
+                on_ready(self)
+            await stop.wait()
+        finally:
+            if server is not None:
+                server.should_exit = True
+            for task in tasks:
+                if task.get_name() != "api":
+                    task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if sender is not None:
+                await sender.close()
+            await self.store.close()
+            self.db.dispose()
+
+    async def _start_api(self) -> tuple[Any, Any]:
+        import uvicorn
+
+        from cloud.api import create_app
+        from cloud.mqtt import MqttCommandSender
+
+        host, _, port = self.settings.api.listen.rpartition(":")
+        sender = MqttCommandSender(self.settings.mqtt)
+        app = create_app(self.settings, db=self.db, store=self.store, commands=sender)
+        config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port or 8080),
+                                log_level="warning", lifespan="on", access_log=False)
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield  # the process owns its signals: stop() ends the server
+
+        return Server(config), sender
+
+
+async def wait_ready(service: CloudService, limit: float = 30.0) -> bool:
+    """Whether every ingest worker connected within ``limit`` s (tests and the demo)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while not all(w.connected for w in service.workers):
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
