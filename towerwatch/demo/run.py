@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import tempfile
@@ -96,12 +97,17 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event,
         work = options.workdir or Path(stack.enter_context(
             tempfile.TemporaryDirectory(prefix="towerwatch-demo-")))
         broker = None
+        edge_mqtt: dict[str, Any] = {}
         if options.mqtt_url is None:
             port = free_port("127.0.0.1", options.broker_port)
             broker = await start_broker(port)
             mqtt_url = f"mqtt://127.0.0.1:{port}"
+            # amqtt speaks MQTT 3.1.1 only, and stalls on a v5 CONNECT carrying a will.
+            edge_mqtt = {"protocol": "3.1.1"}
+            logging.getLogger("amqtt").setLevel(logging.ERROR)
         else:
             mqtt_url = options.mqtt_url
+        os.environ.setdefault("TW_API_SECRET", secrets.token_urlsafe(48))
         site, raw = load_site(options.site)
         site = with_overrides(site, base_port=options.base_port,
                               bacnet_network=options.bacnet_network)
@@ -145,7 +151,8 @@ async def run_demo(options: DemoOptions, stop: asyncio.Event,
         config = gateway_config(building.served(), site=site.site, gateway="gw-1",
                                 mqtt_url=mqtt_url, outbox=work / "outbox.db",
                                 http_listen=f"127.0.0.1:{edge_port}",
-                                bacnet_bind=f"127.0.0.1/8:{bacnet_port}")
+                                bacnet_bind=f"127.0.0.1/8:{bacnet_port}",
+                                extra_mqtt=edge_mqtt)
         gateway = Gateway(load_config(write_config(config, work / "edge.yaml")))
         edge_stop = asyncio.Event()
         edge_task = asyncio.create_task(gateway.run(edge_stop), name="edge")
