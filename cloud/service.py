@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from cloud.db import Database, is_up_to_date
+from cloud.db import Database, expire_commands, is_up_to_date
+from cloud.db.errors import StoreError
 from cloud.db.registry import PointSpec, profile_points
 from cloud.ingest.pipeline import EventSink, IngestPipeline, LogEventSink
 from cloud.ingest.worker import IngestWorker
@@ -22,6 +24,7 @@ from cloud.timeseries import SqliteStore, TimeSeriesStore
 from device_profiles.loader import ProfileSet, load_profiles
 
 log = logging.getLogger(__name__)
+HOUSEKEEPING_S = 10.0
 
 
 class CloudError(Exception):
@@ -70,6 +73,7 @@ class CloudService:
         server: Any = None
         sender: Any = None
         tasks = [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
+        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
         try:
             if self.with_api:
                 server, sender = await self._start_api()
@@ -94,6 +98,22 @@ class CloudService:
                 await sender.close()
             await self.store.close()
             self.db.dispose()
+
+    async def _housekeeping(self) -> None:
+        """Mark commands that got no reply before they expired."""
+        while True:
+            try:
+                expired = await asyncio.to_thread(self._expire, int(time.time() * 1000))
+            except StoreError as exc:
+                log.warning("housekeeping failed: %s", exc)
+            else:
+                if expired:
+                    log.info("%d command(s) expired without a reply", len(expired))
+            await asyncio.sleep(HOUSEKEEPING_S)
+
+    def _expire(self, now_ms: int) -> list[str]:
+        with self.db.transaction() as session:
+            return expire_commands(session, now_ms=now_ms)
 
     async def _start_api(self) -> tuple[Any, Any]:
         import uvicorn
