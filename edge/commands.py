@@ -21,10 +21,24 @@ from towerwatch.contract import Command, ContractError, decode, parse_topic
 log = logging.getLogger(__name__)
 
 Scalar = bool | int | float | str
+REPLY_ERROR_MAX = 256
+"""Characters of ``error`` a command reply carries (longer reasons are cut)."""
 WritePoint = Callable[[DeviceRuntime, str, Scalar], Awaitable[None]]
 
 
+class _Refused(CommandRefused):
+    """A refusal, with the ``result`` it is counted under (refused, expired, failed)."""
+
+    def __init__(self, message: str, result: str = "refused") -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class CommandHandler:
+    """Runs one command, replies on ``cmd-reply/{request_id}``, counts it once by
+    ``(op, result)``: ok, refused, expired, failed (a write the device did not take) or
+    invalid (a payload that is not a command)."""
+
     def __init__(self, ctx: GatewayContext, devices: Mapping[str, DeviceRuntime],
                  write_point: WritePoint, reload: Callable[[], Awaitable[str | None]]) -> None:
         self.ctx, self.devices = ctx, devices
@@ -39,22 +53,26 @@ class CommandHandler:
         assert request_id is not None
         try:
             command = decode(Command, payload)
-            await self._execute(command)
-        except (ContractError, CommandRefused) as exc:
-            self._reply(request_id, False, str(exc), op="?")
+        except ContractError as exc:
+            log.warning("command %s is not valid: %s", request_id, exc)
+            self._reply(request_id, "?", "invalid", f"invalid command: {exc}")
             return
-        self._reply(request_id, True, None, op=command.op)
+        try:
+            await self._execute(command)
+        except _Refused as exc:
+            self._reply(request_id, command.op, exc.result, str(exc))
+            return
+        self._reply(request_id, command.op, "ok", None)
 
     async def _execute(self, command: Command) -> None:
-        if command.expires is not None and command.expires < now_ms(self.ctx.clock()):
-            self.ctx.metrics.command(command.op, "expired")
-            raise CommandRefused("command expired before it arrived")
+        if command.expired(now_ms(self.ctx.clock())):
+            raise _Refused("command expired before it arrived", "expired")
         if command.op == "ping":
             return
         if command.op == "reload":
             problem = await self._reload()
             if problem:
-                raise CommandRefused(f"config not reloaded: {problem}")
+                raise _Refused(f"config not reloaded: {problem}")
             return
         await self._write(command)
 
@@ -63,7 +81,7 @@ class CommandHandler:
         assert device_id is not None and point_id is not None and value is not None
         device = self.devices.get(device_id)
         if device is None:
-            raise CommandRefused(f"no device {device_id!r} on this gateway")
+            raise _Refused(f"no device {device_id!r} on this gateway")
         profile = device.profile
         known = {p.id for p in profile.points}
         reason = None
@@ -78,13 +96,13 @@ class CommandHandler:
         if reason is not None:
             log.warning("write refused: %s.%s = %r: %s", device_id, point_id, value, reason)
             self._audit(device_id, point_id, value, "refused", reason)
-            raise CommandRefused(reason)
+            raise _Refused(reason)
         try:
             await self._write_point(device, point_id, value)
-        except (DeviceError, CodecError) as exc:
+        except (DeviceError, CodecError, ValueError, TypeError) as exc:
             log.warning("write failed: %s.%s = %r: %s", device_id, point_id, value, exc)
             self._audit(device_id, point_id, value, "failed", str(exc))
-            raise CommandRefused(f"write failed: {exc}") from exc
+            raise _Refused(f"write failed: {exc}", "failed") from exc
         log.info("write done: %s.%s = %r", device_id, point_id, value)
         self._audit(device_id, point_id, value, "written", None)
 
@@ -93,13 +111,18 @@ class CommandHandler:
         detail: dict[str, Scalar] = {"point": point}
         if reason:
             detail["reason"] = reason[:200]
-        self.ctx.metrics.command("write", outcome)
         self.ctx.send([self.ctx.builder.event(device, kind="state", name="write", state=outcome,
                                               value=value, detail=detail,
                                               now=self.ctx.clock())])
 
-    def _reply(self, request_id: str, ok: bool, error: str | None, *, op: str) -> None:
-        if ok:
-            self.ctx.metrics.command(op, "ok")
-        self.ctx.send([self.ctx.builder.reply(request_id, ok=ok, error=error,
+    def _reply(self, request_id: str, op: str, result: str, error: str | None) -> None:
+        self.ctx.metrics.command(op, result)
+        self.ctx.send([self.ctx.builder.reply(request_id, ok=error is None, error=_fit(error),
                                               now=self.ctx.clock())])
+
+
+def _fit(text: str | None, limit: int = REPLY_ERROR_MAX) -> str | None:
+    """``text`` cut to what a reply's ``error`` holds (the contract's ``Text``)."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[:limit - 1] + "…"

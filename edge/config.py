@@ -10,9 +10,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from device_profiles.durations import Duration
 from device_profiles.schema import ByteOrder, Identifier
@@ -23,6 +34,14 @@ Unit = Annotated[int, Field(ge=0, le=255)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _field_error(model: str, field: str, value: Any, message: str) -> NoReturn:
+    """Fail a model check at ``field`` (not at the whole model), so that a config error
+    points at the line of the setting that is wrong."""
+    error = PydanticCustomError("value_error", message)
+    raise ValidationError.from_exception_data(
+        model, [InitErrorDetails(type=error, loc=(field,), input=value)])
 
 
 class Location(_Strict):
@@ -57,12 +76,28 @@ class Bacnet(_Strict):
     instance: Annotated[int, Field(ge=0, le=4194302)]
 
 
+MODBUS_TAGS = ("modbus-tcp", "modbus-serial")
+"""Names of the two kinds of Modbus connection in validation errors (left out of paths)."""
+
+
+def _modbus_kind(data: Any) -> str:
+    """A connection with ``serial`` is a serial line; anything else is TCP (so a typo
+    is reported against one kind only, not against both)."""
+    has_serial = "serial" in data if isinstance(data, dict) else isinstance(data, ModbusSerial)
+    return MODBUS_TAGS[1] if has_serial else MODBUS_TAGS[0]
+
+
+ModbusConnection = Annotated[
+    Annotated[ModbusTcp, Tag(MODBUS_TAGS[0])] | Annotated[ModbusSerial, Tag(MODBUS_TAGS[1])],
+    Discriminator(_modbus_kind)]
+
+
 class DeviceConfig(_Strict):
     id: Identifier
     name: str | None = None
     location: Location = Location()
     profile: Identifier
-    modbus: ModbusTcp | ModbusSerial | None = None
+    modbus: ModbusConnection | None = None
     bacnet: Bacnet | None = None
     enabled: bool = True
     poll: dict[Identifier, Duration] = {}
@@ -102,35 +137,52 @@ class MqttConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _scheme(cls, url: str) -> str:
-        scheme, sep, rest = url.partition("://")
-        if not sep or scheme not in ("mqtt", "mqtts") or not rest:
-            raise ValueError(f"expected mqtt://host:port or mqtts://host:port, got {url!r}")
+        expected = f"expected mqtt://host:port or mqtts://host:port, got {url!r}"
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"{expected}: {exc}") from None
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(expected)
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("credentials do not belong in the url; use mqtt.username and "
+                             "mqtt.password_file or mqtt.password_env")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError(f"{expected} (no path or query)")
+        if port == 0:
+            raise ValueError(f"{expected}: port 0")
         return url
 
     @model_validator(mode="after")
     def _tls_and_secrets(self) -> MqttConfig:
         if self.password_file is not None and self.password_env is not None:
-            raise ValueError("give the password by password_file or password_env, not both")
+            _field_error("MqttConfig", "password_env", self.password_env,
+                         "give the password by password_file or password_env, not both")
         if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("a client certificate needs both cert_file and key_file")
-        if not self.tls and (self.ca_file or self.cert_file):
-            raise ValueError("TLS files are given but the url is not mqtts://")
+            given = "cert_file" if self.cert_file is not None else "key_file"
+            _field_error("MqttConfig", given, str(getattr(self, given)),
+                         "a client certificate needs both cert_file and key_file")
+        if not self.tls:
+            for name in ("ca_file", "cert_file", "key_file"):
+                if getattr(self, name) is not None:
+                    _field_error("MqttConfig", name, str(getattr(self, name)),
+                                 "TLS files are given but the url is not mqtts://")
         return self
 
     @property
     def tls(self) -> bool:
-        return self.url.startswith("mqtts://")
+        return urlsplit(self.url).scheme == "mqtts"
 
     @property
     def host(self) -> str:
-        return self.url.split("://", 1)[1].rsplit(":", 1)[0].strip("[]")
+        host = urlsplit(self.url).hostname
+        assert host is not None  # checked by the validator
+        return host
 
     @property
     def port(self) -> int:
-        hostport = self.url.split("://", 1)[1].rstrip("/")
-        if ":" in hostport.rsplit("]", 1)[-1]:
-            return int(hostport.rsplit(":", 1)[1])
-        return 8883 if self.tls else 1883
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
     def password(self) -> str | None:
         """The password, read from its file or environment variable at connect time."""

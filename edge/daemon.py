@@ -1,9 +1,12 @@
 """The gateway daemon: one asyncio process, one task group, tasks named after what they do.
 
 ``towerwatch edge run`` builds a :class:`Gateway` from a checked site config and runs
-it until SIGTERM/SIGINT; SIGHUP (or a ``reload`` command) re-reads the config and, if
-it is valid, restarts the device tasks with it. The outbox, boot id and ``seq``
-numbering carry over, so a reload loses and repeats nothing.
+it until SIGTERM/SIGINT. SIGHUP (or a ``reload`` command) checks the config file again;
+a valid one restarts the gateway with it (device tasks, MQTT connection, HTTP port),
+an invalid one is refused (named in the reply and the log) and the running config
+stays. Across a reload the outbox, boot id and ``seq`` numbering carry over, and so do
+the online state and active alarms of every device that stays: a reload loses and
+repeats nothing.
 """
 
 from __future__ import annotations
@@ -46,6 +49,25 @@ def _line_key(device: ModbusDevice) -> str:
     return f"tcp:{endpoint.host}:{endpoint.port}"
 
 
+async def _cancel_stragglers(tasks: list[asyncio.Task[None]], *, grace: float = 1.0) -> None:
+    """Cancel again the tasks that are still running ``grace`` s after their cancel.
+
+    On Python 3.11 ``asyncio.wait_for`` (used inside pymodbus for every request) loses
+    a cancellation that arrives in the same loop turn as the answer: the read returns
+    and the poll loop goes on, so the task group would wait for it for ever.
+    """
+    for _ in range(10):
+        pending = [task for task in tasks if not task.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            if not task.done():
+                log.debug("task %s ignored its cancellation; cancelling it again",
+                          task.get_name())
+                task.cancel()
+
+
 class Gateway:
     """Everything one running gateway owns, built from one config."""
 
@@ -79,7 +101,23 @@ class Gateway:
         self.http = HttpServer(cfg.http.listen, health=lambda: check_health(status_view(self)),
                                metrics=self.metrics, status=lambda: status_view(self))
         self.reload_requested = False
+        self.next_config: LoadedConfig | None = None
+        """The checked config a reload will restart with (set by a valid reload)."""
         self._stop = asyncio.Event()
+        self._reloads: set[asyncio.Task[str | None]] = set()
+
+    def carry_over(self, old: Gateway) -> None:
+        """After a reload: keep what the cloud was already told about each device that
+        stays (same id and profile): its online state and its active alarms, so a reload
+        neither repeats nor forgets an alarm. The uptime counts from the first start."""
+        self.started = old.started
+        for device_id, device in self.devices.items():
+            before = old.devices.get(device_id)
+            if before is None or before.profile.id != device.profile.id:
+                continue
+            device.alarms.restore(before.alarms.active())
+            device.active_alarms = dict(before.active_alarms)
+            device.online, device.since = before.online, before.since
 
     def _build_devices(self) -> None:
         groups: dict[str, list[ModbusDevice]] = {}
@@ -134,16 +172,20 @@ class Gateway:
                     await asyncio.wait_for(self.publisher.stop(graceful=True), 5)
                 for task in tasks:
                     task.cancel()
+                await _cancel_stragglers(tasks[1:])
         finally:
             if self.bacnet is not None:
                 await self.bacnet.close()
             await self.http.stop()
+            self.ctx.flush()  # messages made in the last loop turn
             self.outbox.close()
         return self.reload_requested
 
     def commands_reload(self) -> None:
         """SIGHUP: reload like the ``reload`` command does (only a valid config is taken)."""
-        asyncio.get_running_loop().create_task(self._reload(), name="reload")
+        task = asyncio.get_running_loop().create_task(self._reload(), name="reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
 
     def request_stop(self, *, reload: bool = False) -> None:
         self.reload_requested = reload
@@ -156,12 +198,27 @@ class Gateway:
             await asyncio.sleep(1.0)
 
     async def _reload(self) -> str | None:
-        """Check the config file again; restart with it when it is valid."""
+        """Check the config file again; restart with it when it is valid.
+
+        Returns ``None`` when the restart is on its way, else the reason it is not (also
+        logged: a SIGHUP has nobody else to tell).
+        """
+        path = self.loaded.path
+        loaded: LoadedConfig | None = None
+        problem: str | None = None
         try:
-            load_config(self.loaded.path)
+            loaded = await asyncio.to_thread(load_config, path)
         except ConfigError as exc:
-            return f"{len(exc.issues)} problem(s), first: {exc.issues[0]}"
-        log.info("config %s is valid; reloading", self.loaded.path)
+            problem = f"{len(exc.issues)} problem(s), first: {exc.issues[0]}"
+        else:
+            problem = _unreloadable(self.config, loaded.config)
+        if problem is not None or loaded is None:
+            log.warning("config %s not reloaded, still running the previous one: %s",
+                        path, problem)
+            return problem
+        log.info("config %s is valid; reloading", path)
+        self.next_config = loaded
+        # A moment for the command reply to go out before the connection is closed.
         asyncio.get_running_loop().call_later(0.2, lambda: self.request_stop(reload=True))
         return None
 
@@ -187,17 +244,42 @@ class Gateway:
             await self.bacnet.write(device.id, device.address, device.refs[point_id], encoded)
 
 
-async def run_gateway(path: Path, *, stop: asyncio.Event, sighup: bool = True) -> None:
-    """Run the gateway of the config at ``path``, reloading it on request, until ``stop``."""
-    builder: MessageBuilder | None = None
-    metrics: GatewayMetrics | None = None
+def _unreloadable(old: SiteConfig, new: SiteConfig) -> str | None:
+    """Why ``new`` cannot replace ``old`` in a running gateway (``None``: it can)."""
+    if (new.site, new.gateway) != (old.site, old.gateway):
+        return (f"site/gateway changed from {old.site}/{old.gateway} to "
+                f"{new.site}/{new.gateway}: restart the gateway instead")
+    if new.outbox.path != old.outbox.path:
+        return (f"outbox.path changed from {old.outbox.path} to {new.outbox.path}: the "
+                "messages in the old outbox would be left behind; restart the gateway")
+    return None
+
+
+async def run_gateway(path: Path, *, stop: asyncio.Event, sighup: bool = True,
+                      on_start: Callable[[Gateway], None] | None = None) -> None:
+    """Run the gateway of the config at ``path``, reloading it on request, until ``stop``.
+
+    A reload restarts with the config it checked (not a second reading of the file), and
+    keeps the boot id, ``seq`` numbering, metrics and known device state. ``on_start`` is
+    called with every :class:`Gateway` built (the first and one per reload).
+    """
+    loaded = load_config(path)
+    previous: Gateway | None = None
     loop = asyncio.get_running_loop()
-    while True:
-        loaded = load_config(path)
-        gateway = Gateway(loaded, builder=builder, metrics=metrics)
-        builder, metrics = gateway.builder, gateway.metrics
+    try:
+        while True:
+            gateway = Gateway(loaded, builder=previous.builder if previous else None,
+                              metrics=previous.metrics if previous else None)
+            if previous is not None:
+                gateway.carry_over(previous)
+            if on_start is not None:
+                on_start(gateway)
+            if sighup:
+                loop.add_signal_handler(signal.SIGHUP, gateway.commands_reload)
+            reload = await gateway.run(stop)
+            if not reload or stop.is_set() or gateway.next_config is None:
+                return
+            loaded, previous = gateway.next_config, gateway
+    finally:
         if sighup:
-            loop.add_signal_handler(signal.SIGHUP, gateway.commands_reload)
-        reload = await gateway.run(stop)
-        if not reload or stop.is_set():
-            return
+            loop.remove_signal_handler(signal.SIGHUP)

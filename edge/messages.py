@@ -4,16 +4,29 @@ Every telemetry and event message carries ``(boot_id, seq)``; ``seq`` counts up 
 for each boot, so the cloud can drop redeliveries and see gaps. Payloads are built as
 the contract models in :mod:`towerwatch.contract` and encoded by its codec, so what the
 gateway sends is validated by the same models the cloud decodes with.
+
+Telemetry, the one message of every poll cycle, has a fast path: when every value is
+of a kind whose JSON the standard library writes byte for byte as the contract's
+encoder does (booleans, integers, finite floats from 1e-4 up, printable ASCII text,
+null with a quality other than ``good``) and every point id is an identifier, the
+payload is written by :mod:`json` directly, checked by the same rules the model
+applies. Anything else goes through the model, which validates it (and raises for
+what is invalid). Topics are built (and their identifiers checked) once per device.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from edge.outbox import OutItem
 from towerwatch.contract import (
+    TS_MAX,
+    TS_MIN,
     Birth,
     CommandReply,
     DeviceDescriptor,
@@ -21,6 +34,8 @@ from towerwatch.contract import (
     Event,
     Telemetry,
     Will,
+    check_boot_id,
+    check_identifier,
     command_reply_topic,
     device_state_topic,
     encode,
@@ -31,6 +46,12 @@ from towerwatch.contract import (
 )
 
 Scalar = bool | int | float | str
+
+_QUALITIES: Final = frozenset({"good", "stale", "bad"})
+_FLOAT_PLAIN_MIN: Final = 1e-4
+"""Below this magnitude Python writes floats with an exponent (``1e-05``), the contract's
+encoder without (``0.00001``): such values take the model's path."""
+_json_object: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def now_ms(now: float | None = None) -> int:
@@ -50,8 +71,12 @@ class MessageBuilder:
     def __init__(self, site: str, gateway: str, *, version: str, boot_id: str | None = None,
                  seq_start: int = 0) -> None:
         self.site, self.gateway, self.version = site, gateway, version
-        self.boot_id = boot_id or new_boot_id()
+        self.boot_id = check_boot_id(boot_id) if boot_id is not None else new_boot_id()
         self._seq = seq_start
+        self._telemetry_topics: dict[str, str] = {}
+        self._event_topics: dict[str, str] = {}
+        self._ids: set[str] = set()
+        """Point ids already checked to be identifiers."""
 
     def _next(self) -> int:
         self._seq += 1
@@ -64,10 +89,46 @@ class MessageBuilder:
 
     def telemetry(self, device: str, values: Mapping[str, Scalar | None],
                   quality: Mapping[str, str], now: float | None = None) -> OutItem:
-        payload = Telemetry(seq=self._next(), boot_id=self.boot_id, ts=now_ms(now),
-                            values=dict(values), quality=dict(quality))  # type: ignore[arg-type]
-        return OutItem(telemetry_topic(self.site, self.gateway, device), encode(payload),
-                       qos=1, retain=False, kind="telemetry")
+        """One telemetry message; the payload is what ``encode(Telemetry(...))`` gives."""
+        topic = self._telemetry_topics.get(device)
+        if topic is None:
+            topic = self._telemetry_topics[device] = telemetry_topic(
+                self.site, self.gateway, device)
+        seq, ts = self._next(), now_ms(now)
+        if self._plain(values, quality) and TS_MIN <= ts <= TS_MAX:
+            body = (f'{{"seq":{seq},"boot_id":"{self.boot_id}","ts":{ts},"values":'
+                    f'{_json_object(values)},"quality":{_json_object(quality)}}}').encode()
+        else:
+            body = encode(Telemetry(seq=seq, boot_id=self.boot_id, ts=ts, values=dict(values),
+                                    quality=dict(quality)))  # type: ignore[arg-type]
+        return OutItem(topic, body, qos=1, retain=False, kind="telemetry")
+
+    def _plain(self, values: Mapping[str, Scalar | None], quality: Mapping[str, str]) -> bool:
+        """Whether the fast path writes exactly what the model would, and the model
+        would accept it: see the module docstring."""
+        ids = self._ids
+        for point, value in values.items():
+            if point not in ids:
+                if point.__class__ is not str or not _identifier(point):
+                    return False
+                ids.add(point)
+            cls = value.__class__
+            if cls is bool or cls is int:
+                continue
+            if isinstance(value, float):
+                if cls is not float or not math.isfinite(value) or (
+                        value != 0.0 and abs(value) < _FLOAT_PLAIN_MIN):
+                    return False
+            elif isinstance(value, str):
+                if cls is not str or not (value.isascii() and value.isprintable()):
+                    return False
+            elif value is not None or quality.get(point, "good") == "good":
+                return False
+        for point, q in quality.items():
+            if q not in _QUALITIES or (point not in ids and not (
+                    point.__class__ is str and _identifier(point))):
+                return False
+        return True
 
     def event(self, device: str, *, kind: str, name: str, state: str, event_id: str | None = None,
               severity: str | None = None, value: Scalar | None = None,
@@ -78,8 +139,10 @@ class MessageBuilder:
                         kind=kind, name=name, state=state,  # type: ignore[arg-type]
                         severity=severity, value=value,  # type: ignore[arg-type]
                         detail=dict(detail or {}))
-        return OutItem(event_topic(self.site, self.gateway, device), encode(payload),
-                       qos=1, retain=False, kind="event")
+        topic = self._event_topics.get(device)
+        if topic is None:
+            topic = self._event_topics[device] = event_topic(self.site, self.gateway, device)
+        return OutItem(topic, encode(payload), qos=1, retain=False, kind="event")
 
     def device_state(self, device: str, *, online: bool, since: float,
                      reason: str | None = None) -> OutItem:
@@ -105,3 +168,11 @@ class MessageBuilder:
         payload = CommandReply(ok=ok, error=None if ok else (error or "failed"), ts=now_ms(now))
         return OutItem(command_reply_topic(self.site, self.gateway, request_id), encode(payload),
                        qos=1, retain=False, kind="reply")
+
+
+def _identifier(text: str) -> bool:
+    try:
+        check_identifier(text)
+    except ValueError:
+        return False
+    return True

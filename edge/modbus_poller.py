@@ -32,6 +32,8 @@ from edge.runtime import DeviceRuntime, GatewayContext
 
 log = logging.getLogger(__name__)
 _ACCESS = "Access_Control_Equipment"
+PHASES = 8
+"""Waves per poll interval that the devices of a gateway are spread over."""
 
 
 class ModbusDevice(DeviceRuntime):
@@ -49,11 +51,18 @@ class ModbusDevice(DeviceRuntime):
         self.event_logs = [p for p in self.polled if p.kind is PointKind.EVENT_LOG]
         self.holes: set[tuple[ModbusTable, int]] = set()
         self.blocks: list[ReadBlock] = []
+        self._blocks_of: dict[tuple[str, ...], list[ReadBlock]] = {}
+        """The blocks of each combination of due poll groups (cleared by a new plan)."""
         self.replan()
         now = time.monotonic()
         self.next_due = {g: now for g in {b.group for b in self.blocks}
                          | {p.poll for p in self.event_logs}}
         self.retry_at = 0.0
+        # The first cycle is at once; the second comes after 0, 1/8 ... 7/8 of the interval
+        # (at random), so devices started together poll in a few waves, not all at once:
+        # a smoother load, while the messages of a wave still share one outbox write.
+        self._phase = ctx.rng.randrange(PHASES) / PHASES
+        self._unphased = set(self.next_due)
 
     def replan(self) -> None:
         limits = self.mprofile.limits
@@ -64,6 +73,7 @@ class ModbusDevice(DeviceRuntime):
             max_gap=(self.ctx.polling.max_gap if self.ctx.polling.max_gap is not None
                      else limits.max_gap),
             forbidden=limits.forbidden, holes=self.holes)
+        self._blocks_of.clear()
 
     def due(self, now: float) -> list[str]:
         if now < self.retry_at:
@@ -73,11 +83,18 @@ class ModbusDevice(DeviceRuntime):
     def advance(self, groups: Sequence[str], now: float) -> float:
         """Schedule the next cycle of ``groups``; returns the worst lateness (s)."""
         lateness = 0.0
+        next_due = self.next_due
         for group in groups:
-            lateness = max(lateness, now - self.next_due[group])
-            nxt = self.next_due[group] + self.interval(group)
+            due = next_due[group]
+            if now - due > lateness:
+                lateness = now - due
+            interval = self.interval(group)
+            if self._unphased and group in self._unphased:
+                self._unphased.discard(group)
+                interval *= self._phase
+            nxt = due + interval
             # No backlog: a late cycle is not made up for, the schedule moves on.
-            self.next_due[group] = nxt if nxt > now else now + self.interval(group)
+            next_due[group] = nxt if nxt > now else now + interval
         return lateness
 
     def wake_at(self) -> float:
@@ -87,12 +104,17 @@ class ModbusDevice(DeviceRuntime):
         """Read the blocks of ``groups`` and the due event logs; publish what came of it."""
         now_wall = self.ctx.clock()
         started = time.monotonic()
+        key = tuple(groups)
+        blocks = self._blocks_of.get(key)
+        if blocks is None:
+            blocks = self._blocks_of[key] = [b for b in self.blocks if b.group in key]
         try:
-            for block in [b for b in self.blocks if b.group in groups]:
+            for block in blocks:
                 await self._read_block(client, block, now_wall, gap)
-            for point in self.event_logs:
-                if point.poll in groups:
-                    await self._read_event_log(client, point, gap)
+            if self.event_logs:
+                for point in self.event_logs:
+                    if point.poll in key:
+                        await self._read_event_log(client, point, gap)
         except (DeviceTimeout, DeviceUnreachable, DeviceException) as exc:
             # A whole-cycle failure: no answer, no connection, or an event-log read refused.
             self.retry_at = time.monotonic() + self.backoff()
@@ -157,12 +179,7 @@ class ModbusDevice(DeviceRuntime):
                     tx.set_cursor(key, head)
             return
         first = max(cursor + 1, head - spec.capacity + 1)
-        items: list[OutItem] = []
-        if first > cursor + 1:
-            items.append(self.ctx.builder.event(
-                self.id, kind="state", name="event_log_overrun", state="lost",
-                value=first - cursor - 1, detail={"point": point.id}))
-        kind = "access" if self.profile.equipment == _ACCESS else "state"
+        records: list[tuple[int, dict[str, bool | int | float | str]]] = []
         for seq in range(first, head + 1):
             address = event_slot_address(point, seq)
             registers = await client.read(self.unit, point.table, address, spec.record_size)
@@ -171,9 +188,21 @@ class ModbusDevice(DeviceRuntime):
             record = decode_event_record(spec, registers, byte_order=self.byte_order,
                                          enums=self.profile.enums)
             if int(record.get("seq", seq)) != seq:
-                continue  # overwritten while we read: the overrun event above covers it
+                continue  # overwritten while we read: the overrun event below covers it
+            records.append((seq, record))
+        # Built (numbered) and stored with no await in between, after what was queued
+        # before: the outbox stays in seq order while other devices poll meanwhile.
+        self.ctx.flush()
+        builder = self.ctx.builder
+        items: list[OutItem] = []
+        if first > cursor + 1:
+            items.append(builder.event(
+                self.id, kind="state", name="event_log_overrun", state="lost",
+                value=first - cursor - 1, detail={"point": point.id}))
+        kind = "access" if self.profile.equipment == _ACCESS else "state"
+        for seq, record in records:
             name = str(record.get("event", point.id))
-            items.append(self.ctx.builder.event(
+            items.append(builder.event(
                 self.id, kind=kind, name=name, state=name, event_id=f"{self.id}:{point.id}:{seq}",
                 detail={k: v for k, v in record.items() if k != "event"}))
             self.ctx.metrics.event(kind)
@@ -208,4 +237,5 @@ class ModbusLine:
                 wake = min(d.wake_at() for d in self.devices)
                 await asyncio.sleep(max(0.0, wake - time.monotonic()))
         finally:
+            self.devices[0].ctx.flush()  # what the cycles made is stored before the outbox closes
             await self.client.close()

@@ -7,10 +7,11 @@ property values (BACnet); the daemon asks it for a :class:`Report` each cycle.
 
 - Decoding gives the same results as :func:`device_profiles.codec.decode_modbus` (and
   ``decode_bacnet``): integer and float points use a decoder compiled per point at
-  construction (:func:`compile_modbus`; the codec stays the fallback for the rest), an
-  unchanged register is not decoded again, and where each point sits in a block is
-  worked out once per distinct block. This is the gateway's hot path: about 0.2 µs per
-  point when nothing changed, 2-3 µs when every register changes (bench/edge_points.py).
+  construction (:func:`edge.decoding.compile_modbus`; the codec stays the fallback for
+  the rest), an unchanged register is not decoded again, and where each point sits in
+  a block is worked out once per distinct block. This is the gateway's hot path: about
+  0.2 µs per point when nothing changed, 2-3 µs when every register changes
+  (bench/edge_points.py).
 - A point never read is ``stale`` with no value; a device that went offline keeps its
   last values as ``stale``; a bad reading (sentinel, exception) has no value.
 - Report by exception: a point is reported when its quality changed, when its value
@@ -28,38 +29,30 @@ property values (BACnet); the daemon asks it for a :class:`Report` each cycle.
 from __future__ import annotations
 
 import math
-import struct
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal
-from fractions import Fraction
-from typing import Any, Final, Literal, NamedTuple
+from typing import Final, Literal, NamedTuple
 
 from device_profiles.codec import (
     CodecError,
     counter_delta,
     counter_modulus,
     counter_went_backwards,
-    decode_bacnet,
-    decode_modbus,
 )
-from device_profiles.registers import shortest_f32
 from device_profiles.schema import (
     BacnetPoint,
     BacnetProfile,
     ByteOrder,
-    EnumEntry,
     ModbusPoint,
     ModbusProfile,
     ModbusTable,
-    ModbusType,
     PointKind,
 )
+from edge.decoding import Decoder, Scalar, compile_bacnet, compile_modbus, exact_add, moved_beyond
 
 __all__ = ["CounterEvent", "CounterStatus", "PointState", "PointTable", "Quality", "Report",
            "Scalar", "compile_modbus"]
 
-Scalar = bool | int | float | str
 Quality = Literal["good", "stale", "bad"]
 GOOD: Final = "good"
 STALE: Final = "stale"
@@ -112,205 +105,6 @@ class CounterEvent(NamedTuple):
     current: int | float
 
 
-# ---- decoding ----------------------------------------------------------------------------
-# A decoder maps a point's "key" (its one register, or a tuple of its registers) to
-# (value, reason): the same value and reason as decode_modbus, which remains the
-# fallback for every case the compiled decoders do not cover.
-
-Result = tuple[Scalar | None, str | None]
-Decoder = Callable[[Any], Result]
-_TRUE: Final[Result] = (True, None)
-_FALSE: Final[Result] = (False, None)
-_SENTINEL: Final[Result] = (None, "invalid sentinel")
-_NOT_FINITE: Final[Result] = (None, "not a finite number")
-_DECIMAL = Context(prec=80)
-_CODEC_DECIMAL = Context(prec=60)  # the codec's: scaled floats must round exactly as it does
-_F32_CACHE: dict[int, float] = {}
-_F32_CACHE_SIZE = 65536
-
-
-def _dec(number: int | float) -> Decimal:
-    return Decimal(number) if isinstance(number, int) else Decimal(repr(number))
-
-
-def exact_add(a: int | float, b: int | float) -> int | float:
-    """``a + b`` on the shortest decimals of floats (no binary noise); ints stay exact."""
-    if isinstance(a, int) and isinstance(b, int):
-        return a + b
-    return float(_DECIMAL.add(_dec(a), _dec(b)))
-
-
-def moved_beyond(old: object, new: object, deadband: float) -> bool:
-    """Whether ``new`` is more than ``deadband`` away from ``old``, compared in decimal."""
-    if (isinstance(old, bool) or isinstance(new, bool) or not isinstance(old, int | float)
-            or not isinstance(new, int | float)):
-        return old != new
-    distance = abs(new - old)
-    margin = 1e-9 * deadband + 1e-15 * (abs(old) + abs(new))
-    if distance > deadband + margin:
-        return True
-    if distance < deadband - margin:
-        return False
-    return abs(_DECIMAL.subtract(_dec(new), _dec(old))) > _dec(deadband)
-
-
-def _unsigned_reader(width: int, order: ByteOrder) -> Callable[[Any], int | None]:
-    """Key -> the registers as one unsigned integer in value order; None if a word is off."""
-    reverse = order in (ByteOrder.CDAB, ByteOrder.DCBA)
-    swap = order in (ByteOrder.BADC, ByteOrder.DCBA)
-
-    def one(word: Any) -> int | None:
-        if word.__class__ is not int or not 0 <= word <= 0xFFFF:
-            return None
-        number: int = word
-        return (number >> 8) | ((number & 0xFF) << 8) if swap else number
-
-    def many(words: Any) -> int | None:
-        total = 0
-        for word in reversed(words) if reverse else words:
-            if word.__class__ is not int or not 0 <= word <= 0xFFFF:
-                return None
-            total = total << 16 | ((word >> 8) | ((word & 0xFF) << 8) if swap else word)
-        return total
-    return one if width == 1 else many
-
-
-def _sentinels(invalid: Sequence[int], bits: int) -> frozenset[int]:
-    """Unsigned values whose unsigned or two's-complement reading is listed in ``invalid``."""
-    full = 1 << bits
-    found = {s for s in invalid if 0 <= s < full}
-    found |= {s + full for s in invalid if -(full >> 1) <= s < 0}
-    return frozenset(found)
-
-
-def _scaler(point: ModbusPoint, bits: int) -> Callable[[int], Result] | None:
-    """raw * scale + offset, as the codec computes it in decimal, by exact integer division."""
-    scale, offset = point.scale, point.offset
-    if scale == 1 and offset == 0:
-        return lambda raw: (int(raw), None)
-    if not (math.isfinite(scale) and math.isfinite(offset)):
-        return None
-    s, o = Fraction(_dec(scale)), Fraction(_dec(offset))
-    exponent = min(0, _dec(scale).as_tuple().exponent, _dec(offset).as_tuple().exponent)
-    assert isinstance(exponent, int)
-    if ((1 << bits) * abs(s) + abs(o)) * 10 ** -exponent >= 10 ** 59:
-        return None  # the codec's 60-digit arithmetic could round: leave it to the codec
-    den = math.lcm(s.denominator, o.denominator)
-    a, b = s.numerator * (den // s.denominator), o.numerator * (den // o.denominator)
-    return lambda raw: ((raw * a + b) / den, None)  # int / int is correctly rounded
-
-
-def _integer_tail(point: ModbusPoint, bits: int,
-                  enums: Mapping[str, Sequence[EnumEntry]]) -> Callable[[int], Result] | None:
-    """Raw integer -> result by bit and kind; None where only the codec knows (or raises)."""
-    if point.bit is not None:
-        if point.bit >= bits:
-            return None
-        bit = point.bit
-        return lambda raw: _TRUE if raw >> bit & 1 else _FALSE
-    kind = point.kind
-    if kind is PointKind.BOOL:
-        return lambda raw: _TRUE if raw else _FALSE
-    if kind in (PointKind.NUMBER, PointKind.COUNTER):
-        return _scaler(point, bits)
-    if kind is PointKind.BITFIELD:
-        full = 1 << bits
-        return lambda raw: (raw % full, None)
-    if kind is PointKind.ENUM and point.enum is not None and point.enum in enums:
-        names: dict[int, Result] = {}
-        for entry in enums[point.enum]:
-            names.setdefault(entry.value, (entry.name, None))
-
-        def enum(raw: int) -> Result:
-            return names.get(raw) or (f"unknown_{raw}", "unknown enum value")
-        return enum
-    return None
-
-
-def compile_modbus(point: ModbusPoint, order: ByteOrder,
-                   enums: Mapping[str, Sequence[EnumEntry]]) -> Decoder:
-    """A decoder for ``point``: the results of decode_modbus, faster where it matters."""
-    width = point.width
-
-    def codec(key: Any) -> Result:
-        registers = list(key) if width > 1 else [key]
-        decoded = decode_modbus(point, registers, byte_order=order, enums=enums)
-        return decoded.value, decoded.reason
-
-    if point.table.is_bit_table:
-        def bit(key: Any) -> Result:
-            if key.__class__ is bool or (key.__class__ is int and (key == 0 or key == 1)):
-                return _TRUE if key else _FALSE
-            return codec(key)
-        return bit if width == 1 else codec
-    bits = 16 * width
-    unsigned = _unsigned_reader(width, order)
-    bad = _sentinels(point.invalid, bits)
-    if point.type in (ModbusType.F32, ModbusType.F64):
-        return _float_decoder(point, width, unsigned, bad, codec)
-    tail = _integer_tail(point, bits, enums) if point.type is not ModbusType.STRING else None
-    if tail is None or point.kind is PointKind.TEXT:
-        return codec
-    full = 1 << bits
-    sign = full >> 1 if point.type in (ModbusType.S16, ModbusType.S32, ModbusType.S64) else 0
-    boolean = point.type is ModbusType.BOOL
-
-    if width == 1 and not boolean and order in (ByteOrder.ABCD, ByteOrder.CDAB):
-        def word(key: Any) -> Result:  # the common case, without the reader's call
-            if key.__class__ is not int or not 0 <= key <= 0xFFFF:
-                return codec(key)
-            if key in bad:
-                return _SENTINEL
-            return tail(key - full if key & sign else key)
-        return word
-
-    def decode(key: Any) -> Result:
-        number = unsigned(key)
-        if number is None:
-            return codec(key)
-        if number in bad:
-            return _SENTINEL
-        if boolean:
-            return tail(1 if number else 0)  # the codec's integer of a bool
-        return tail(number - full if number & sign else number)
-    return decode
-
-
-def _float_decoder(point: ModbusPoint, width: int, unsigned: Callable[[Any], int | None],
-                   bad: frozenset[int], codec: Decoder) -> Decoder:
-    if point.kind not in (PointKind.NUMBER, PointKind.COUNTER) or point.bit is not None:
-        return codec
-    unpack = struct.Struct(">f" if point.type is ModbusType.F32 else ">d").unpack
-    size, f32 = 2 * width, point.type is ModbusType.F32
-    bad_floats = frozenset(point.invalid)
-    scaled = not (point.scale == 1 and point.offset == 0)
-    scale, offset = _dec(point.scale), _dec(point.offset)
-
-    def decode(key: Any) -> Result:
-        number = unsigned(key)
-        if number is None:
-            return codec(key)
-        if number in bad:
-            return _SENTINEL
-        raw: float = unpack(number.to_bytes(size, "big"))[0]
-        if raw in bad_floats:
-            return _SENTINEL
-        if raw - raw != 0.0:  # NaN or an infinity
-            return _NOT_FINITE
-        if f32:
-            shortest = _F32_CACHE.get(number)
-            if shortest is None:
-                if len(_F32_CACHE) >= _F32_CACHE_SIZE:
-                    _F32_CACHE.clear()
-                shortest = _F32_CACHE[number] = shortest_f32(raw)
-            raw = shortest
-        if scaled:
-            exact = _CODEC_DECIMAL.add(_CODEC_DECIMAL.multiply(_dec(raw), scale), offset)
-            return float(exact), None
-        return raw, None
-    return decode
-
-
 class _Counter:
     __slots__ = ("increase", "last", "modulus", "went_backwards", "wraps")
 
@@ -332,7 +126,7 @@ class _Slot:
 
     __slots__ = ("address", "bacnet", "counter", "deadband", "decode", "heartbeat", "id",
                  "key", "on_change", "pub_quality", "pub_ts", "pub_value", "quality",
-                 "reason", "table", "ts", "value", "width")
+                 "read", "reason", "table", "ts", "value", "width")
 
     def __init__(self, point_id: str, decode: Decoder, heartbeat: float, on_change: bool,
                  deadband: float | None) -> None:
@@ -346,6 +140,8 @@ class _Slot:
         self.quality: Quality = STALE
         self.reason: str | None = NOT_READ
         self.ts: float | None = None
+        self.read: _Block | None = None
+        """The block that last read the point; its ``ts`` is the point's, when set."""
         self.pub_value: Scalar | None = None
         self.pub_quality: Quality | None = None
         self.pub_ts: float | None = None
@@ -355,13 +151,16 @@ class _Slot:
         self.counter: _Counter | None = None
 
 
-def _bacnet_decoder(point: BacnetPoint, profile: BacnetProfile) -> Decoder:
-    enums = profile.enums
+class _Block:
+    """One distinct block read: where each point sits in it, and the words last applied."""
 
-    def decode(raw: Any) -> Result:
-        decoded = decode_bacnet(point, raw, enums=enums)
-        return decoded.value, decoded.reason
-    return decode
+    __slots__ = ("last", "plan", "ts")
+
+    def __init__(self, plan: list[tuple[_Slot, int, int]]) -> None:
+        self.plan = plan
+        self.last: list[int] | None = None
+        """The words of the last read, while every point still holds what they say."""
+        self.ts = 0.0
 
 
 def _modulus(point: ModbusPoint | BacnetPoint) -> int | float | None:
@@ -398,8 +197,7 @@ class PointTable:
         self._dirty: dict[str, None] = {}
         self._next_heartbeat = -math.inf
         self._events: list[CounterEvent] = []
-        self._plans: dict[tuple[ModbusTable, int, int, tuple[str, ...]],
-                          list[tuple[_Slot, int, int]]] = {}
+        self._plans: dict[tuple[ModbusTable, int, int, tuple[str, ...]], _Block] = {}
         self.stale_since: float | None = None
         self.generation = 0
         """Counts changes of any value or quality (the alarm engine skips an unchanged table)."""
@@ -418,7 +216,7 @@ class PointTable:
             slot.table, slot.address, slot.width = point.table, point.address, point.width
         else:
             assert isinstance(profile, BacnetProfile)
-            slot = _Slot(point.id, _bacnet_decoder(point, profile), publish.heartbeat,
+            slot = _Slot(point.id, compile_bacnet(point, profile), publish.heartbeat,
                          publish.on_change, deadband)
             slot.bacnet = True
         if point.kind is PointKind.COUNTER:
@@ -448,19 +246,26 @@ class PointTable:
         """
         ids = point_ids if isinstance(point_ids, tuple) else tuple(point_ids)
         block = (table, address, len(registers), ids)
-        plan = self._plans.get(block)
-        if plan is None:
-            plan = self._plan(*block)
+        read = self._plans.get(block)
+        if read is None:
+            read = self._plan(*block)
+        read.ts = now
+        words = registers if registers.__class__ is list else list(registers)
+        if words == read.last:
+            return  # the same words as last time: every point holds what they say
         values, dirty = self._values, self._dirty
         changed = False
-        for slot, offset, width in plan:
+        for slot, offset, width in read.plan:
             if width == 1:
-                key: object = registers[offset]
+                key: object = words[offset]
             elif width == 2:
-                key = (registers[offset], registers[offset + 1])
+                key = (words[offset], words[offset + 1])
             else:
-                key = tuple(registers[offset:offset + width])
-            slot.ts = now
+                key = tuple(words[offset:offset + width])
+            if slot.read is not read:  # read by another block before: that one must look again
+                if slot.read is not None:
+                    slot.read.last = None
+                slot.read = read
             if key == slot.key:
                 continue
             slot.key = key
@@ -474,11 +279,12 @@ class PointTable:
             elif value != slot.value:
                 slot.value = values[slot.id] = value
                 dirty[slot.id] = None
+        read.last = list(words)
         if changed:
             self.generation += 1
 
     def _plan(self, table: ModbusTable, address: int, count: int,
-              point_ids: tuple[str, ...]) -> list[tuple[_Slot, int, int]]:
+              point_ids: tuple[str, ...]) -> _Block:
         plan: list[tuple[_Slot, int, int]] = []
         for point_id in point_ids:
             slot = self._get(point_id)
@@ -492,8 +298,8 @@ class PointTable:
             plan.append((slot, offset, slot.width))
         if len(self._plans) >= _MAX_PLANS:
             self._plans.clear()
-        self._plans[(table, address, count, point_ids)] = plan
-        return plan
+        read = self._plans[(table, address, count, point_ids)] = _Block(plan)
+        return read
 
     def apply_value(self, point_id: str, raw: object, now: float) -> None:
         """Decode one BACnet property value (as the adapter hands it over)."""
@@ -521,6 +327,9 @@ class PointTable:
             slot = self._get(point_id)
             if slot is None:
                 continue
+            if slot.read is not None:
+                slot.read.last = None  # its next read decodes every point again
+                slot.read = None
             slot.ts = now
             slot.key = _NO_KEY
             self._set(slot, None, reason)
@@ -528,6 +337,8 @@ class PointTable:
     def mark_stale(self, now: float) -> None:
         """The device went offline: every point keeps its last value, quality stale."""
         self.stale_since = now
+        for read in self._plans.values():
+            read.last = None
         for slot in self._slots.values():
             slot.key = _NO_KEY
             if slot.quality != STALE:
@@ -634,7 +445,8 @@ class PointTable:
 
     def snapshot(self) -> dict[str, PointState]:
         """Every point's state, for the status page."""
-        return {s.id: PointState(s.value, s.quality, s.reason, s.ts, s.pub_value,
+        return {s.id: PointState(s.value, s.quality, s.reason,
+                                 s.ts if s.read is None else s.read.ts, s.pub_value,
                                  s.pub_quality, s.pub_ts) for s in self._slots.values()}
 
     def counters(self) -> dict[str, CounterStatus]:

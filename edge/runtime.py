@@ -8,6 +8,7 @@ retained online state. Protocol pollers (:mod:`edge.modbus_poller`,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -17,18 +18,33 @@ from dataclasses import dataclass, field
 from device_profiles.schema import DeviceProfile
 from edge.alarms import AlarmEngine, AlarmTransition
 from edge.config import DeviceConfig, PollingConfig
-from edge.errors import DeviceError
+from edge.errors import DeviceError, OutboxError
 from edge.messages import MessageBuilder
 from edge.metrics import GatewayMetrics
-from edge.outbox import Outbox, OutItem
+from edge.outbox import Outbox, OutboxFull, OutItem
 from edge.points import PointTable
 
 log = logging.getLogger(__name__)
+FLUSH_WINDOW = 0.1
+"""Seconds telemetry may wait to be stored together (see :class:`GatewayContext`)."""
+_TELEMETRY = "telemetry"
 
 
 @dataclass
 class GatewayContext:
-    """The gateway-wide services a device runtime publishes through."""
+    """The gateway-wide services a device runtime publishes through.
+
+    :meth:`send` queues messages; they are stored in the outbox, in order, in one
+    transaction: telemetry at most :data:`FLUSH_WINDOW` s later, together with that of
+    every other device whose cycle ended meanwhile (one outbox write, one wake-up of the
+    publisher and one burst of publishes per window instead of one per device cycle:
+    each costs more than a cycle's own work); anything else (events, device state,
+    command replies) at the end of the event-loop turn, with what is queued before it.
+    Anything that writes the outbox directly, or closes it, calls :meth:`flush` first,
+    so the outbox keeps the order in which messages were made and holds all of them. A
+    crash in the window loses what was queued, as if the gateway had died that much
+    earlier: nothing it had stored, and no gap in ``seq``.
+    """
 
     builder: MessageBuilder
     outbox: Outbox
@@ -37,11 +53,45 @@ class GatewayContext:
     notify: Callable[[], None] = lambda: None
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+    _queued: list[OutItem] = field(default_factory=list, init=False, repr=False)
+    _flush: asyncio.Handle | None = field(default=None, init=False, repr=False)
+    _flush_urgent: bool = field(default=False, init=False, repr=False)
 
     def send(self, items: Sequence[OutItem]) -> None:
-        if items:
+        """Queue ``items`` for the outbox (stored at once when no loop is running)."""
+        if not items:
+            return
+        self._queued.extend(items)
+        urgent = any(item.kind != _TELEMETRY for item in items)
+        if self._flush is not None and (self._flush_urgent or not urgent):
+            return  # the flush already planned comes soon enough
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if self._flush is not None:
+            self._flush.cancel()
+        self._flush_urgent = urgent
+        self._flush = (loop.call_soon(self.flush) if urgent
+                       else loop.call_later(FLUSH_WINDOW, self.flush))
+
+    def flush(self) -> None:
+        """Store the queued messages in one transaction and wake the publisher."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        items, self._queued = self._queued, []
+        if not items:
+            return
+        try:
             self.outbox.put_many(items)
-            self.notify()
+        except OutboxFull:
+            pass  # refuse_new: the outbox counted and logged the refused telemetry
+        except OutboxError as exc:
+            log.error("%d message(s) not stored: %s", len(items), exc)
+            return
+        self.notify()
 
 
 class DeviceRuntime:
@@ -63,10 +113,14 @@ class DeviceRuntime:
         """Active alarm ids and when they went active (for the status page)."""
         self._quiet = False  # a failure was logged at WARNING; DEBUG until recovery
         self._force = True
+        self._intervals: dict[str, float] = {}
 
     # -- intervals -------------------------------------------------------------------
     def interval(self, group: str) -> float:
-        interval: float = self.config.poll.get(group, self.profile.poll_groups.get(group, 5.0))
+        interval = self._intervals.get(group)
+        if interval is None:
+            interval = self._intervals[group] = float(
+                self.config.poll.get(group, self.profile.poll_groups.get(group, 5.0)))
         return interval
 
     def backoff(self) -> float:

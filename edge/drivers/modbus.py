@@ -255,6 +255,11 @@ class ModbusClient:
                     reply = await _call(client, table, unit, address, count, values)
                 finally:
                     self._in_flight = False
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Python 3.11's wait_for (inside pymodbus) can swallow a cancel that
+                    # lands in the same turn as the reply: honour it here.
+                    raise asyncio.CancelledError
                 latency = time.perf_counter() - started
             except DeviceUnreachable:
                 self.stats.errors += 1

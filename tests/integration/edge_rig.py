@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import socket
+import ssl
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +20,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from device_profiles.loader import load_profiles
-from edge.daemon import Gateway
+from edge.daemon import Gateway, run_gateway
 from edge.loading import load_config
 from simulators.building import SimBuilding
 from simulators.clock import SimClock
@@ -117,6 +124,50 @@ async def collect(host: str, port: int, topic: str = "tw/v1/#",
                 await task
 
 
+def badge(building: SimBuilding, credential: int) -> None:
+    """One granted card at door 1 of the lobby door controller."""
+    building.inject("door-lobby", "badge", {"door": 1, "credential": credential,
+                                            "granted": True})
+    building.tick()
+
+
+def access_events(seen: Collector) -> list[dict[str, Any]]:
+    """Access events, exact redeliveries of one (boot_id, seq) removed."""
+    unique: dict[tuple[str, int], dict[str, Any]] = {}
+    for m in seen.of("event", "door-lobby"):
+        if m.payload["kind"] == "access":
+            unique.setdefault((m.payload["boot_id"], m.payload["seq"]), m.payload)
+    return list(unique.values())
+
+
+def credentials(seen: Collector) -> list[int]:
+    return [int(e["detail"]["credential"]) for e in access_events(seen)]
+
+
+@contextlib.asynccontextmanager
+async def traffic(building: SimBuilding, badges: list[int] | None = None, *, first: int = 1000,
+                  every: float = 0.05, step: float = 10.0) -> AsyncIterator[list[int]]:
+    """People badging in at the lobby door: every ``every`` s one more card (appended to
+    the list yielded), and the simulated clock ``step`` seconds on (values change)."""
+    made = [] if badges is None else badges
+
+    async def run() -> None:
+        while True:
+            building.clock.advance(step)
+            credential = first + len(made)
+            badge(building, credential)
+            made.append(credential)
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(run(), name="sim-traffic")
+    try:
+        yield made
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def start_building(bacnet_network: str, *, start: float = MORNING) -> SimBuilding:
     site, raw = load_site(EXAMPLE)
     site = with_overrides(site, base_port=0, bacnet_network=bacnet_network)
@@ -129,12 +180,18 @@ async def start_building(bacnet_network: str, *, start: float = MORNING) -> SimB
     return building
 
 
-def edge_config_file(building: SimBuilding, folder: Path, mqtt_url: str,
-                     **extra: Any) -> Path:
-    config = gateway_config(building.served(), site=building.site.site, gateway="gw-1",
-                            mqtt_url=mqtt_url, outbox=folder / "outbox.db",
-                            bacnet_bind=f"127.0.0.1/8:{free_udp_port()}", timeout=0.3,
-                            **extra)
+def edge_config(building: SimBuilding, folder: Path, mqtt_url: str, *,
+                only: Collection[str] | None = None, **extra: Any) -> dict[str, Any]:
+    """A site config dict for ``building`` (``only``: just these device ids)."""
+    served = [e for e in building.served() if only is None or e["id"] in only]
+    return gateway_config(served, site=building.site.site, gateway="gw-1",
+                          mqtt_url=mqtt_url, outbox=folder / "outbox.db",
+                          bacnet_bind=f"127.0.0.1/8:{free_udp_port()}", timeout=0.3, **extra)
+
+
+def edge_config_file(building: SimBuilding, folder: Path, mqtt_url: str, *,
+                     only: Collection[str] | None = None, **extra: Any) -> Path:
+    config = edge_config(building, folder, mqtt_url, only=only, **extra)
     return write_config(config, folder / "edge.yaml")
 
 
@@ -148,3 +205,120 @@ async def running_gateway(config_path: Path) -> AsyncIterator[Gateway]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
+
+
+@contextlib.asynccontextmanager
+async def collect_persistent(host: str, port: int, client_id: str, topic: str = "tw/v1/#",
+                             **tls: Any) -> AsyncIterator[Collector]:
+    """A cloud-like subscriber that survives broker restarts: a persistent session
+    (``clean_session=False``, fixed ``client_id``, QoS 1) that reconnects by itself.
+
+    ``tls``: ``ca_file=PATH`` connects with TLS verified against that CA.
+    """
+    loop = asyncio.get_running_loop()
+    collector = Collector()
+    subscribed = asyncio.Event()
+
+    def add(received: Received) -> None:
+        collector.messages.append(received)
+        collector.changed.set()
+
+    def on_connect(client: paho.Client, *_: Any) -> None:
+        client.subscribe(topic, qos=1)
+
+    def on_message(_client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        payload = bytes(message.payload)
+        received = Received(message.topic, json.loads(payload) if payload else {},
+                            bool(message.retain), time.monotonic())
+        loop.call_soon_threadsafe(add, received)
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False,
+                         protocol=paho.MQTTv311)
+    if tls.get("ca_file"):
+        client.tls_set_context(ssl.create_default_context(cafile=str(tls["ca_file"])))
+    client.reconnect_delay_set(1, 1)
+    client.on_connect = on_connect
+    def on_subscribe(*_: Any) -> None:
+        loop.call_soon_threadsafe(subscribed.set)
+
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    await asyncio.to_thread(client.connect, host, port, 10)
+    client.loop_start()
+    try:
+        await asyncio.wait_for(subscribed.wait(), 10)
+        yield collector
+    finally:
+        client.disconnect()
+        await asyncio.to_thread(client.loop_stop)
+
+
+def seqs_by_boot(messages: Collection[Received]) -> dict[str, list[int]]:
+    """Telemetry and event ``seq`` per ``boot_id`` in arrival order, redeliveries removed."""
+    seen: set[tuple[str, int]] = set()
+    out: dict[str, list[int]] = {}
+    for m in messages:
+        boot, seq = m.payload.get("boot_id"), m.payload.get("seq")
+        if not isinstance(boot, str) or not isinstance(seq, int) or (boot, seq) in seen:
+            continue
+        seen.add((boot, seq))
+        out.setdefault(boot, []).append(seq)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def running_daemon(config_path: Path) -> AsyncIterator[list[Gateway]]:
+    """``run_gateway`` (reloads included); the list holds every gateway it started."""
+    gateways: list[Gateway] = []
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_gateway(config_path, stop=stop, sighup=False, on_start=gateways.append),
+        name="daemon")
+    try:
+        while not gateways:
+            assert not task.done(), task.result()
+            await asyncio.sleep(0.01)
+        yield gateways
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+
+class GatewayProcess:
+    """``python -m towerwatch edge run --config FILE`` as a child process."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = config_path.parent / "gateway.log"
+
+    def start(self) -> GatewayProcess:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "towerwatch", "-v", "edge", "run",
+                 "--config", str(self.config_path)],
+                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)})
+        return self
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait(self, within: float = 15.0) -> int:
+        assert self.proc is not None
+        proc = self.proc
+        return await asyncio.to_thread(proc.wait, within)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    async def close(self) -> None:
+        if self.running:
+            self.signal(signal.SIGKILL)
+            await self.wait()

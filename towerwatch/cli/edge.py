@@ -47,10 +47,16 @@ def _load(args: argparse.Namespace) -> Any:
     try:
         return load_config(args.config)
     except ConfigError as exc:
-        print(t("config.invalid", args.lang, file=args.config), file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
+        _print_issues(args, exc)
         return None
+
+
+def _print_issues(args: argparse.Namespace, exc: Any) -> None:
+    from edge.loading import issue_text
+
+    print(t("config.invalid", args.lang, file=args.config), file=sys.stderr)
+    for issue in exc.issues:
+        print(f"  {issue_text(issue, args.lang)}", file=sys.stderr)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -98,17 +104,22 @@ def run_scan_modbus(args: argparse.Namespace) -> int:
     from edge.errors import DeviceError
     from edge.scan_modbus import parse_units, scan_modbus
 
-    host, _, port = args.target.partition(":")
+    target = _host_port(args.target, 502)
+    if target is None:
+        print(t("error.target", args.lang, target=args.target), file=sys.stderr)
+        return 2
+    host, port = target
     try:
         units = parse_units(args.units)
     except ValueError as exc:
         print(f"--units: {exc}", file=sys.stderr)
         return 2
     try:
-        hits = asyncio.run(scan_modbus(host, int(port or 502), units, timeout=args.timeout,
+        hits = asyncio.run(scan_modbus(host, port, units, timeout=args.timeout,
                                        framing="rtu" if args.rtu else "socket"))
     except DeviceError as exc:
-        print(t("error.start", args.lang, error=exc), file=sys.stderr)
+        print(t("error.unreachable", args.lang, target=f"{host}:{port}", error=exc),
+              file=sys.stderr)
         return 1
     found = [h for h in hits if h.answered]
     for hit in found:
@@ -116,6 +127,21 @@ def run_scan_modbus(args: argparse.Namespace) -> int:
         print(f"unit {hit.unit:3d}  {hit.detail}" + (f"  [{identity}]" if identity else ""))
     print(t("edge.scan_found", args.lang, count=len(found), tried=len(units)))
     return 0 if found else 1
+
+
+def _host_port(text: str, default_port: int) -> tuple[str, int] | None:
+    """``host``, ``host:port``, ``[v6]`` or ``[v6]:port``; None when it is none of those."""
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port_text = rest[1:] if rest else ""
+    else:
+        host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+    if not host or (port_text and not port_text.isdigit()):
+        return None
+    port = int(port_text) if port_text else default_port
+    return (host, port) if 0 < port < 65536 else None
 
 
 def run_scan_bacnet(args: argparse.Namespace) -> int:
@@ -152,9 +178,7 @@ def run_daemon(args: argparse.Namespace) -> int:
     try:
         asyncio.run(main())
     except ConfigError as exc:
-        print(t("config.invalid", args.lang, file=args.config), file=sys.stderr)
-        for issue in exc.issues:
-            print(f"  {issue}", file=sys.stderr)
+        _print_issues(args, exc)
         return 1
     except EdgeError as exc:
         print(t("error.start", args.lang, error=exc), file=sys.stderr)
