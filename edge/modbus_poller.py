@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 
@@ -32,8 +33,11 @@ from edge.runtime import DeviceRuntime, GatewayContext
 
 log = logging.getLogger(__name__)
 _ACCESS = "Access_Control_Equipment"
-PHASES = 8
-"""Waves per poll interval that the devices of a gateway are spread over."""
+CYCLE_COST = 0.0003
+"""Seconds of CPU a device's poll cycle takes, roughly (a Modbus request, decoding, duties)."""
+SPREAD_ABOVE = 0.25
+"""Share of a core the devices of one interval keep busy above which their cycles are
+spread over the interval rather than run together (see :meth:`ModbusDevice.advance`)."""
 
 
 class ModbusDevice(DeviceRuntime):
@@ -58,11 +62,10 @@ class ModbusDevice(DeviceRuntime):
         self.next_due = {g: now for g in {b.group for b in self.blocks}
                          | {p.poll for p in self.event_logs}}
         self.retry_at = 0.0
-        # The first cycle is at once; the second comes after 0, 1/8 ... 7/8 of the interval
-        # (at random), so devices started together poll in a few waves, not all at once:
-        # a smoother load, while the messages of a wave still share one outbox write.
-        self._phase = ctx.rng.randrange(PHASES) / PHASES
-        self._unphased = set(self.next_due)
+        self._tick: dict[str, int] = {}
+        self._phase: dict[str, float] = {}
+        for group in self.next_due:
+            ctx.count_interval(self.interval(group))
 
     def replan(self) -> None:
         limits = self.mprofile.limits
@@ -81,20 +84,39 @@ class ModbusDevice(DeviceRuntime):
         return [g for g, at in self.next_due.items() if at <= now]
 
     def advance(self, groups: Sequence[str], now: float) -> float:
-        """Schedule the next cycle of ``groups``; returns the worst lateness (s)."""
+        """Schedule the next cycle of ``groups``; returns the worst lateness (s).
+
+        The first cycle is at once; the next ones fall on a grid shared by the gateway,
+        ``(k + phase) x interval`` on the monotonic clock. While the devices polled at an
+        interval keep the gateway less than :data:`SPREAD_ABOVE` busy, their phase is 0:
+        they wake in one event-loop turn (waking the process costs more than a cycle's
+        own work) and their messages share one outbox write. Busier, each device takes a
+        random phase: the cycles spread evenly over the interval, and neither the event
+        loop nor the devices see a burst of requests. A late cycle is not made up for.
+        """
         lateness = 0.0
-        next_due = self.next_due
+        next_due, ticks = self.next_due, self._tick
         for group in groups:
             due = next_due[group]
             if now - due > lateness:
                 lateness = now - due
             interval = self.interval(group)
-            if self._unphased and group in self._unphased:
-                self._unphased.discard(group)
-                interval *= self._phase
-            nxt = due + interval
-            # No backlog: a late cycle is not made up for, the schedule moves on.
-            next_due[group] = nxt if nxt > now else now + interval
+            phase = self._phase.get(group)
+            if phase is None:
+                busy = self.ctx.devices_at(interval) * CYCLE_COST / interval
+                phase = self._phase[group] = (
+                    self.ctx.rng.random() if busy > SPREAD_ABOVE else 0.0)
+            offset = phase * interval
+            tick = ticks.get(group)
+            tick = math.floor((now - offset) / interval) if tick is None else tick + 1
+            nxt = tick * interval + offset
+            if nxt <= now:  # late: no backlog, the next grid point after now
+                tick = math.floor((now - offset) / interval) + 1
+                nxt = tick * interval + offset
+                if nxt <= now:
+                    tick += 1
+                    nxt = tick * interval + offset
+            ticks[group], next_due[group] = tick, nxt
         return lateness
 
     def wake_at(self) -> float:

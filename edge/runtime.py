@@ -56,6 +56,16 @@ class GatewayContext:
     _queued: list[OutItem] = field(default_factory=list, init=False, repr=False)
     _flush: asyncio.Handle | None = field(default=None, init=False, repr=False)
     _flush_urgent: bool = field(default=False, init=False, repr=False)
+    _intervals: dict[float, int] = field(default_factory=dict, init=False, repr=False)
+
+    def count_interval(self, interval: float) -> None:
+        """A device polls a group every ``interval`` s (the pollers spread their cycles
+        by how many do)."""
+        self._intervals[interval] = self._intervals.get(interval, 0) + 1
+
+    def devices_at(self, interval: float) -> int:
+        """How many device poll groups run every ``interval`` s."""
+        return self._intervals.get(interval, 0)
 
     def send(self, items: Sequence[OutItem]) -> None:
         """Queue ``items`` for the outbox (stored at once when no loop is running)."""

@@ -1,19 +1,34 @@
 """One ingest batch: validate, dedupe, store time series, keep state, hand events on.
 
-The order makes a batch safe to retry: messages are claimed (deduplicated by
-``(gateway, boot_id, seq)``) in one transaction, then their samples are written
-(idempotent per series and timestamp); if that write fails the claims are released
-so the retried batch is accepted again. Invalid messages are dead-lettered with the
-reason and never stop the good ones.
+A batch is safe to retry: messages are claimed (deduplicated by ``(gateway, boot_id,
+seq)``) in one transaction while their samples are written (idempotent per series and
+timestamp); only when both succeed does the batch count as done. If the write fails
+the claims are released so the retried batch is accepted again; if the claim fails the
+samples already written are simply written again by the retry. Invalid messages are
+dead-lettered with the reason and never stop the good ones.
+
+The claim and the write run concurrently (the claim on a thread, the write in the
+store): a sample's identity is its ``(series, ts)``, so writing the samples of a
+message that the claim then finds to be a redelivery rewrites the same values and
+changes nothing. Copies of one message within a batch are written once. What the
+claim decides is everything else: the counts, the sequence gaps and the events, which
+are handed on only for messages accepted for the first time.
+
+Hot path (telemetry): series keys are cached, and samples are built from payloads the
+contract has already validated, so only what the contract does not check (integers
+beyond what the store keeps) is checked again per value.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import delete, tuple_
 from sqlalchemy.orm import Session
@@ -21,25 +36,39 @@ from sqlalchemy.orm import Session
 from cloud.db import models
 from cloud.db.commands import record_reply
 from cloud.db.dead_letters import add_dead_letter
-from cloud.db.dedupe import MessageKey, claim_messages, gateway_key, record_seq_gaps
+from cloud.db.dedupe import MessageKey, SeqGap, claim_messages, gateway_key, record_seq_gaps
 from cloud.db.engine import Database
 from cloud.db.errors import UnknownCommand
 from cloud.db.registry import PointSpec, learn_birth, learn_device_state, learn_will, touch_gateways
-from cloud.timeseries.base import Sample, SeriesKey, TimeSeriesStore
+from cloud.timeseries.base import MAX_INT, Sample, SeriesKey, TimeSeriesStore
 from towerwatch.contract import (
+    TS_MAX,
+    TS_MIN,
     Birth,
     CommandReply,
     ContractError,
     DeviceState,
     Event,
+    Payload,
     Telemetry,
+    Topic,
     TopicKind,
     Will,
     decode_for_topic,
     parse_topic,
 )
+from towerwatch.contract.ids import BOOT_ID_PATTERN, IDENTIFIER_MAX, IDENTIFIER_PATTERN
 
 log = logging.getLogger(__name__)
+
+_KEY_CACHE_MAX = 200_000
+"""Series keys kept per pipeline (one per point seen); cleared when it grows beyond."""
+_DECODE_SLICE = 200
+"""Messages decoded between yields to the event loop (a few ms of CPU)."""
+_CHUNKS_PER_SLICE = 4
+"""Chunks (``batch_lines``) per write call to a store that sends chunks."""
+_WRITES_IN_FLIGHT = 2
+"""Sliced write calls of one batch running at once."""
 
 
 @dataclass(frozen=True)
@@ -115,12 +144,44 @@ class IngestPipeline:
         self.profiles = profiles or {}
         self.skew_tolerance_ms = skew_tolerance_ms
         self.stats = IngestStats()
+        self._keys: dict[tuple[str, str, str, str], SeriesKey] = {}
+        self._topics: dict[str, Topic] = {}
+
+    def _samples(self, site: str, gateway: str, device: str,
+                 telemetry: Telemetry) -> list[Sample]:
+        if len(self._keys) > _KEY_CACHE_MAX:
+            self._keys.clear()
+        return _samples(site, gateway, device, telemetry, self._keys)
 
     async def process(self, batch: Sequence[Incoming]) -> None:
-        """Ingest one batch; raises when storage fails (the caller retries the batch)."""
-        decoded = self._decode(batch)
-        accepted = await asyncio.to_thread(self._commit_state, decoded)
-        samples: list[Sample] = []
+        """Ingest one batch; raises when storage fails (the caller retries the batch).
+
+        Several calls may run at once (a worker pipelines its batches): they are as
+        independent as two workers' batches.
+        """
+        decoded = _Decoded()
+        for first in range(0, len(batch), _DECODE_SLICE):
+            if first:
+                await asyncio.sleep(0)  # let I/O (the previous batch's writes) move on
+            self._decode(batch[first:first + _DECODE_SLICE], decoded)
+        # Every distinct message's samples, written while the claim runs (see above).
+        unique: list[Sample] = []
+        for samples in decoded.samples.values():
+            unique += samples
+        claim = asyncio.to_thread(self._commit_state, decoded)
+        claimed, written = await asyncio.gather(claim, self._write(unique),
+                                                return_exceptions=True)
+        if isinstance(claimed, BaseException) or isinstance(written, BaseException):
+            if not isinstance(claimed, BaseException):
+                await asyncio.to_thread(self._release, claimed[0])
+            self.stats.failed_batches += 1
+            failure = claimed if isinstance(claimed, BaseException) else written
+            assert isinstance(failure, BaseException)
+            raise failure
+        accepted, gaps = claimed
+        self.stats.gaps += len(gaps)
+        self.stats.missing += sum(g.missing for g in gaps)
+        stored = 0
         events: list[IngestedEvent] = []
         fresh = set(accepted)
         for key, site, gateway, device, payload, received in decoded.keyed:
@@ -128,20 +189,13 @@ class IngestPipeline:
                 continue  # seen before, or a second copy within this batch
             fresh.discard(key)
             if isinstance(payload, Telemetry):
-                samples += decoded.samples[key]
+                stored += len(decoded.samples[key])
                 if abs(payload.ts - received) > self.skew_tolerance_ms:
                     self.stats.skewed += 1
             else:
                 events.append(IngestedEvent(site, gateway, device, payload, received))
-        try:
-            if samples:
-                await self.store.write(samples)
-        except Exception:
-            await asyncio.to_thread(self._release, accepted)
-            self.stats.failed_batches += 1
-            raise
         self.stats.received += len(batch)
-        self.stats.samples += len(samples)
+        self.stats.samples += stored
         self.stats.duplicates += len(decoded.keyed) - len(accepted)
         self.stats.dead_letters += len(decoded.dead)
         self.stats.batches += 1
@@ -149,12 +203,49 @@ class IngestPipeline:
             self.stats.events += len(events)
             await self.sink.handle(events)
 
-    def _decode(self, batch: Sequence[Incoming]) -> _Decoded:
-        out = _Decoded()
+    async def _write(self, samples: list[Sample]) -> None:
+        """Write ``samples``: in one call, or in slices for stores that send chunks.
+
+        A store that sends its writes in chunks of ``batch_lines`` (InfluxDB) formats
+        a whole call before sending it: slices of a few chunks, :data:`_WRITES_IN_FLIGHT`
+        at a time, keep the event loop responsive and let the server work on one slice
+        while the next is formatted. Other stores (SQLite) get one call per batch: one
+        transaction is much cheaper than several.
+        """
+        chunk = getattr(self.store, "batch_lines", None)
+        if not isinstance(chunk, int) or chunk < 1 or len(samples) <= chunk * _CHUNKS_PER_SLICE:
+            if samples:
+                await self.store.write(samples)
+            return
+        size = chunk * _CHUNKS_PER_SLICE
+        slices = [samples[i:i + size] for i in range(0, len(samples), size)]
+        gate = asyncio.Semaphore(_WRITES_IN_FLIGHT)
+
+        async def one(part: list[Sample]) -> None:
+            async with gate:
+                await self.store.write(part)
+
+        results = await asyncio.gather(*(one(part) for part in slices), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def _decode(self, batch: Sequence[Incoming], out: _Decoded | None = None) -> _Decoded:
+        out = _Decoded() if out is None else out
+        topics = self._topics
+        if len(topics) > _TOPIC_CACHE_MAX:
+            topics.clear()
         for message in batch:
             try:
-                topic = parse_topic(message.topic)
-                payload = decode_for_topic(topic, message.payload)
+                cached = topics.get(message.topic)
+                if cached is None:
+                    cached = topics[message.topic] = parse_topic(message.topic)
+                topic = cached
+                payload: Payload | None = None
+                if topic.kind is TopicKind.TELEMETRY:
+                    payload = fast_telemetry(message.payload)
+                if payload is None:
+                    payload = decode_for_topic(topic, message.payload)
             except ContractError as exc:
                 out.dead.append((message, str(exc)))
                 continue
@@ -167,10 +258,11 @@ class IngestPipeline:
                 key = MessageKey.of(site, gateway, payload.boot_id, payload.seq)
                 if isinstance(payload, Telemetry):
                     try:
-                        out.samples[key] = _samples(site, gateway, topic.device, payload)
+                        samples = self._samples(site, gateway, topic.device, payload)
                     except ValueError as exc:  # e.g. an int too large to store
                         out.dead.append((message, f"cannot store: {exc}"))
                         continue
+                    out.samples.setdefault(key, samples)  # a copy is written once
                 out.keyed.append((key, site, gateway, topic.device, payload, received))
             elif isinstance(payload, Birth):
                 out.births.append((site, gateway, payload, received))
@@ -185,13 +277,11 @@ class IngestPipeline:
             # Commands (cloud -> edge) on the bus are ours: nothing to ingest.
         return out
 
-    def _commit_state(self, d: _Decoded) -> set[MessageKey]:
+    def _commit_state(self, d: _Decoded) -> tuple[set[MessageKey], list[SeqGap]]:
         with self.db.transaction() as session:
             accepted = claim_messages(session, [k[0] for k in d.keyed],
                                       now_ms=max(d.seen.values(), default=0))
             gaps = record_seq_gaps(session, accepted, now_ms=max(d.seen.values(), default=0))
-            self.stats.gaps += len(gaps)
-            self.stats.missing += sum(g.missing for g in gaps)
             if d.seen:
                 touch_gateways(session, d.seen)
             for site, gateway, birth, received in d.births:
@@ -209,7 +299,7 @@ class IngestPipeline:
         if d.dead:
             log.warning("dead-lettered %d message(s); first: %s: %s", len(d.dead),
                         d.dead[0][0].topic, d.dead[0][1])
-        return accepted
+        return accepted, gaps
 
     def _release(self, keys: set[MessageKey]) -> None:
         """Forget claims whose samples could not be stored, so a retry is accepted."""
@@ -230,11 +320,118 @@ def _reply(session: Session, request_id: str, reply: CommandReply, received: int
         log.info("reply to unknown command %s (sent by another system?)", request_id)
 
 
-def _samples(site: str, gateway: str, device: str, telemetry: Telemetry) -> list[Sample]:
+_new = object.__new__
+# Slot setters: a Sample built from a validated payload skips ``__post_init__``.
+_TRUSTED = getattr(Sample, "__slots__", None) == ("series", "ts_ms", "value", "quality")
+_SLOTS: Any = Sample.__dict__
+if _TRUSTED:
+    _set_series = _SLOTS["series"].__set__
+    _set_ts = _SLOTS["ts_ms"].__set__
+    _set_value = _SLOTS["value"].__set__
+    _set_quality = _SLOTS["quality"].__set__
+
+
+def _samples(site: str, gateway: str, device: str, telemetry: Telemetry,
+             keys: dict[tuple[str, str, str, str], SeriesKey] | None = None) -> list[Sample]:
+    """The samples of a validated telemetry payload.
+
+    The contract has checked what :class:`Sample` would (identifiers, a storable
+    timestamp, finite floats, a known quality); only integers beyond ``±2**64``, which
+    the contract lets through, raise ``ValueError`` here.
+    """
     quality = telemetry.quality
-    return [Sample(SeriesKey(site, gateway, device, point), telemetry.ts, value,
-                   quality.get(point, "good"))
-            for point, value in telemetry.values.items()]
+    ts = telemetry.ts
+    cache = {} if keys is None else keys
+    out: list[Sample] = []
+    append = out.append
+    for point, value in telemetry.values.items():
+        if value.__class__ is int and not -MAX_INT < value < MAX_INT:
+            raise ValueError(f"integer value out of range (|v| < 2**64): {value}")
+        ident = (site, gateway, device, point)
+        series = cache.get(ident)
+        if series is None:
+            series = cache[ident] = SeriesKey(site, gateway, device, point)
+        if _TRUSTED:
+            sample = _new(Sample)
+            _set_series(sample, series)
+            _set_ts(sample, ts)
+            _set_value(sample, value)
+            _set_quality(sample, quality.get(point, "good"))
+        else:  # pragma: no cover - Sample grew a field: build it the checked way
+            sample = Sample(series, ts, value, quality.get(point, "good"))
+        append(sample)
+    return out
+
+
+# -- the telemetry fast path ----------------------------------------------------------
+_TOPIC_CACHE_MAX = 100_000
+_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
+_BOOT_ID = re.compile(BOOT_ID_PATTERN)
+_QUALITIES = frozenset({"good", "stale", "bad"})
+_TELEMETRY_FIELDS = frozenset({"seq", "boot_id", "ts", "values", "quality"})
+_KNOWN_IDS: set[str] = set()
+_KNOWN_IDS_MAX = 100_000
+_json_loads = json.loads
+_isfinite = math.isfinite
+
+
+def _identifier(key: str) -> bool:
+    """Whether ``key`` (a JSON object key, so a str) is an identifier."""
+    if key in _KNOWN_IDS:
+        return True
+    if len(key) <= IDENTIFIER_MAX and _IDENTIFIER.fullmatch(key) is not None:
+        if len(_KNOWN_IDS) > _KNOWN_IDS_MAX:
+            _KNOWN_IDS.clear()
+        _KNOWN_IDS.add(key)
+        return True
+    return False
+
+
+def fast_telemetry(raw: bytes) -> Telemetry | None:
+    """A telemetry payload the contract would accept, decoded without pydantic; ``None``
+    for anything this cannot vouch for, which then goes through the contract's decoder
+    (the only place errors are described).
+
+    Accepts a subset of what :class:`~towerwatch.contract.Telemetry` accepts, and gives
+    the same values: exactly the five fields; ``seq`` an int >= 0; a boot id; ``ts`` an
+    int in the contract's range; point ids that are identifiers; values null, bool, int,
+    finite float or ASCII string (other strings take the slow path); qualities ``good``,
+    ``stale`` or ``bad``; no null value of good quality. Strict like the model: a JSON
+    ``1.0`` is no ``seq`` and ``true`` no number.
+    """
+    try:
+        data = _json_loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if data.__class__ is not dict or data.keys() != _TELEMETRY_FIELDS:
+        return None
+    seq, boot_id, ts = data["seq"], data["boot_id"], data["ts"]
+    values, quality = data["values"], data["quality"]
+    if (seq.__class__ is not int or seq < 0
+            or ts.__class__ is not int or not TS_MIN <= ts <= TS_MAX
+            or boot_id.__class__ is not str or _BOOT_ID.fullmatch(boot_id) is None
+            or values.__class__ is not dict or quality.__class__ is not dict):
+        return None
+    for point, q in quality.items():
+        if q.__class__ is not str or q not in _QUALITIES or not _identifier(point):
+            return None
+    for point, value in values.items():
+        if not _identifier(point):
+            return None
+        cls = value.__class__
+        if cls is float:
+            if not _isfinite(value):
+                return None
+        elif value is None:
+            if quality.get(point, "good") == "good":
+                return None
+        elif cls is str:
+            if not value.isascii():
+                return None
+        elif cls is not int and cls is not bool:
+            return None
+    return Telemetry.model_construct(seq=seq, boot_id=boot_id, ts=ts, values=values,
+                                     quality=quality)
 
 
 __all__ = ["EventSink", "Incoming", "IngestPipeline", "IngestStats", "IngestedEvent",

@@ -4,6 +4,10 @@ Workers share the MQTT 5 subscription ``$share/{group}/tw/v1/#`` so the broker
 splits the traffic between them; on a broker without MQTT 5 (amqtt, the embedded
 demo broker) a worker falls back to MQTT 3.1.1 and a plain subscription, which is
 right for one worker only (the log says so).
+
+A worker keeps up to ``pipeline_depth`` batches in progress (default 2): while one
+batch waits for the database and the time-series store, the next one is gathered and
+decoded. Batches in progress are independent, as two workers' batches are.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ log = logging.getLogger(__name__)
 
 class IngestWorker:
     def __init__(self, mqtt: MqttSettings, ingest: IngestSettings, pipeline: IngestPipeline,
-                 *, name: str = "ingest-1") -> None:
+                 *, name: str = "ingest-1", pipeline_depth: int = 2) -> None:
+        if pipeline_depth < 1:
+            raise ValueError(f"pipeline_depth must be at least 1, got {pipeline_depth}")
         self.mqtt, self.settings, self.pipeline, self.name = mqtt, ingest, pipeline, name
+        self.pipeline_depth = pipeline_depth
         self.queue: asyncio.Queue[Incoming] = asyncio.Queue(maxsize=ingest.batch_size * 4)
         self.connected = False
         self.shared = False
@@ -45,13 +52,17 @@ class IngestWorker:
                         self.connected, delay, self.last_error = True, 0.5, None
                         log.info("%s: subscribed (%s)", self.name,
                                  "shared" if self.shared else "plain")
+                        queue = self.queue
                         async for message in client.messages:
                             payload = message.payload
                             data = payload if isinstance(payload, bytes) else (
                                 bytes(payload) if isinstance(payload, bytearray)
                                 else str(payload or "").encode())
-                            await self.queue.put(Incoming(str(message.topic), data,
-                                                          int(time.time() * 1000)))
+                            item = Incoming(str(message.topic), data, int(time.time() * 1000))
+                            try:
+                                queue.put_nowait(item)
+                            except asyncio.QueueFull:
+                                await queue.put(item)
                 except MqttError as exc:
                     self.connected = False
                     code = error_code(exc)
@@ -78,18 +89,48 @@ class IngestWorker:
         await client.subscribe(topic, qos=1)
 
     async def _batches(self) -> None:
-        while True:
-            batch = [await self.queue.get()]
-            deadline = time.monotonic() + self.settings.batch_wait
-            while len(batch) < self.settings.batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+        slots = asyncio.Semaphore(self.pipeline_depth)
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            slots.release()
+
+        try:
+            while True:
+                await slots.acquire()
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
-                except TimeoutError:
-                    break
-            await self._process(batch)
+                    batch = await self._gather()
+                except BaseException:
+                    slots.release()
+                    raise
+                task = asyncio.create_task(self._process(batch), name=f"{self.name} batch")
+                running.add(task)
+                task.add_done_callback(finished)
+        finally:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+
+    async def _gather(self) -> list[Incoming]:
+        """One batch: the first message, then more until full or ``batch_wait`` is over."""
+        queue, size = self.queue, self.settings.batch_size
+        batch = [await queue.get()]
+        deadline = time.monotonic() + self.settings.batch_wait
+        while len(batch) < size:
+            try:
+                batch.append(queue.get_nowait())  # the common case under load: no waiting
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(queue.get(), remaining))
+            except TimeoutError:
+                break
+        return batch
 
     async def _process(self, batch: list[Incoming]) -> None:
         delay = 0.5
