@@ -285,17 +285,51 @@ def measure(port: int, shape: Shape, args: argparse.Namespace) -> dict[str, Any]
     }
 
 
+async def store_direct(store: Any, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
+    """The same reads straight from the store in this process (no HTTP, no API layer),
+    to tell the store's share of a request from the API's."""
+    from cloud.timeseries.base import SeriesKey
+
+    rng = random.Random(5)
+    keys = [SeriesKey(SITE, g, d, p) for g, d, p in shape.every]
+    devices = [(g, d) for g in shape.gateways for d in shape.devices]
+    times: dict[str, list[float]] = {"latest_1000": [], "latest_for_device": [],
+                                     "downsampled_24h_1m": [], "raw_24h": []}
+
+    async def clock(name: str, call: Any) -> None:
+        t0 = time.perf_counter()
+        await call
+        times[name].append((time.perf_counter() - t0) * 1000)
+
+    await store.latest(keys[:1000])  # warm-up
+    for _ in range(max(1, args.sweeps // 2)):
+        for first in range(0, len(keys), 1000):
+            await clock("latest_1000", store.latest(keys[first:first + 1000]))
+    for g, d in devices:
+        await clock("latest_for_device", store.latest_for_device(SITE, g, d))
+    for n in range(max(1, args.trend_queries // 2)):
+        g, d, p = shape.history[rng.randrange(len(shape.history))]
+        back = 0 if n % 2 == 0 else rng.randrange(0, max(1, shape.days - 1)) * DAY
+        end = shape.now_ms - back + MINUTE
+        key = SeriesKey(SITE, g, d, p)
+        await clock("downsampled_24h_1m", store.downsampled(key, end - DAY, end,
+                                                             bucket_ms=MINUTE))
+        await clock("raw_24h", store.raw(key, end - DAY, end, limit=100_000))
+    return {name: percentiles(values) for name, values in times.items()}
+
+
 def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Path,
                 shape: Shape) -> dict[str, Any]:
     from cloud.settings import ApiSettings, CloudSettings, MqttSettings, TimeseriesSettings
     from cloud.timeseries import SqliteStore, TimeSeriesStore
 
-    store: TimeSeriesStore
     if backend == "sqlite":
         url = f"sqlite:///{folder / 'cloud.db'}"
         ts_path = folder / "ts.db"
         timeseries = TimeseriesSettings(backend="sqlite", sqlite_path=ts_path)
-        store = SqliteStore(ts_path)
+
+        def make_store() -> TimeSeriesStore:
+            return SqliteStore(ts_path)
     else:
         from cloud.timeseries.influx import InfluxStore
 
@@ -303,8 +337,11 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
         database = servers.influx_database("bench_api")
         timeseries = TimeseriesSettings(backend="influx", influx_url=servers.influx.url,
                                         influx_database=database)
-        store = InfluxStore(servers.influx.url, database=database)
+
+        def make_store() -> TimeSeriesStore:
+            return InfluxStore(servers.influx.url, database=database)
     prepare_registry(url, shape)
+    store = make_store()
 
     async def fill() -> dict[str, float]:
         try:
@@ -340,6 +377,15 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
         proc.join(30)
         if proc.is_alive():
             proc.terminate()
+    direct_store = make_store()
+
+    async def direct() -> dict[str, Any]:
+        try:
+            return await store_direct(direct_store, shape, args)
+        finally:
+            await direct_store.close()
+
+    results_direct = asyncio.run(direct())
     target = 100.0
     worst = max(v["p99_ms"] for v in results.values())
     if profile is not None:
@@ -352,6 +398,7 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
                     else "PostgreSQL + InfluxStore (InfluxDB 1.x, InfluxQL /query)"),
         "fill": filled,
         **results,
+        "store_direct": results_direct,
         "target_p99_ms": target,
         "target_met": {k: v["p99_ms"] < target for k, v in results.items()
                        if k != "profile_top"},

@@ -131,6 +131,8 @@ def main() -> None:
         "backlog_delivered_after_s": None if drained is None else round(drained, 1),
         "drain_note": "from the broker's restart until the subscriber held the last message "
                       "made before it (gateway reconnect backoff included)",
+        "drained_after_reconnect_s": None if drained is None or reconnected is None
+        else round(drained - reconnected, 1),
         "messages_lost": summary["messages_lost"],
         "duplicates": summary["duplicates"],
         "messages_received": summary["messages_received"],

@@ -63,22 +63,29 @@ BACNET_NETWORK = "127.0.20.0"
 SITE = "bench"
 POINTS_READ = "towerwatch_edge_points_read_total"
 TICKS = os.sysconf("SC_CLK_TCK")
-# --profile: the gateway under cProfile (CPU time), on from SIGUSR1 to SIGUSR2 only.
-PROFILED = """
+# The gateway run by this script instead of ``towerwatch edge run`` when it is profiled
+# (cProfile on CPU time, on from SIGUSR1 to SIGUSR2) or run bare (argv[3] == "bare": no
+# duties after decoding, the baseline its per-point cost is compared with).
+GATEWAY = """
 import asyncio, cProfile, logging, signal, sys, time
 from pathlib import Path
 from edge.daemon import run_gateway
+from edge.runtime import DeviceRuntime
+if sys.argv[3] == "bare":
+    DeviceRuntime.collect = lambda self, now: []
 profiler = cProfile.Profile(time.process_time)
 async def main() -> None:
     stop, loop = asyncio.Event(), asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
-    loop.add_signal_handler(signal.SIGUSR2, profiler.disable)
+    if sys.argv[2]:
+        loop.add_signal_handler(signal.SIGUSR1, profiler.enable)
+        loop.add_signal_handler(signal.SIGUSR2, profiler.disable)
     await run_gateway(Path(sys.argv[1]), stop=stop, sighup=False)
 logging.basicConfig(level=logging.WARNING)
 asyncio.run(main())
-profiler.dump_stats(sys.argv[2])
+if sys.argv[2]:
+    profiler.dump_stats(sys.argv[2])
 """
 
 
@@ -105,6 +112,13 @@ def base_port() -> int:
     takes consecutive free ports from it; with ``--base-port 0`` it probes each port
     separately and the kernel may hand out the same one twice)."""
     return random.randrange(20_000, 30_000, 1000)
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent busy (all cores, every process), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
 
 
 def user_sys(pid: int) -> tuple[float, float]:
@@ -188,6 +202,7 @@ def simulator(folder: Path, devices: list[dict[str, Any]],
 class GatewayProc(Child):
     def __init__(self, folder: Path, served: list[dict[str, Any]], mqtt_url: str, *,
                  name: str, interval: float | None, profile_to: Path | None = None,
+                 bare: bool = False,
                  timeout: float = 1.0) -> None:
         self.http = free_port()
         config = gateway_config(served, site=SITE, gateway=name, mqtt_url=mqtt_url,
@@ -201,7 +216,8 @@ class GatewayProc(Child):
                 device["poll"] = {"fast": interval}
         path = write_config(config, folder / f"{name}.yaml")
         self.profiled = profile_to is not None
-        argv = ([sys.executable, "-c", PROFILED, str(path), str(profile_to)] if profile_to
+        argv = ([sys.executable, "-c", GATEWAY, str(path), str(profile_to or ""),
+                 "bare" if bare else "full"] if profile_to or bare
                 else [sys.executable, "-m", "towerwatch", "edge", "run", "--config", str(path)])
         super().__init__(argv, folder / f"{name}.log")
         self.devices = len(served)
@@ -340,6 +356,7 @@ def measure(gw: GatewayProc, duration: float, *, sim: Child | None = None,
     u0, k0 = user_sys(gw.pid)
     s0 = sim.cpu() if sim else 0.0
     b0 = tree_cpu(broker) if broker else 0.0
+    busy0 = machine_busy()
     mark()
     start = marks[0][0]
     rss = [rss_mb(gw.pid)]
@@ -352,6 +369,7 @@ def measure(gw: GatewayProc, duration: float, *, sim: Child | None = None,
     u1, k1 = user_sys(gw.pid)
     s1 = sim.cpu() if sim else 0.0
     b1 = tree_cpu(broker) if broker else 0.0
+    busy1 = machine_busy()
     if gw.profiled:
         os.kill(gw.pid, signal.SIGUSR2)
     m0, m1 = marks[0][3], marks[-1][3]
@@ -392,6 +410,10 @@ def measure(gw: GatewayProc, duration: float, *, sim: Child | None = None,
         result["sim_cpu_percent_of_core"] = round((s1 - s0) / wall * 100, 1)
     if broker:
         result["broker_cpu_percent_of_core"] = round((b1 - b0) / wall * 100, 1)
+    # The machine may be shared: what everything else (not gateway, simulator, broker) used.
+    ours = (u1 - u0) + (k1 - k0) + (s1 - s0) + (b1 - b0)
+    result["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
+    result["other_processes_cores"] = round(max(0.0, busy1 - busy0 - ours) / wall, 2)
     return result
 
 
@@ -405,9 +427,10 @@ def _ms(seconds: float | None) -> float | None:
 
 def run_gateway(folder: Path, served: list[dict[str, Any]], broker: MosquittoServer,
                 watch: SeqWatch, *, name: str, interval: float | None, duration: float,
-                warmup: float, sim: Child, profile_to: Path | None = None) -> dict[str, Any]:
+                warmup: float, sim: Child, profile_to: Path | None = None,
+                bare: bool = False) -> dict[str, Any]:
     gw = GatewayProc(folder, served, broker.url, name=name, interval=interval,
-                     profile_to=profile_to)
+                     profile_to=profile_to, bare=bare)
     try:
         gw.wait_online()
         time.sleep(warmup)
@@ -426,9 +449,22 @@ def modbus(args: argparse.Namespace, folder: Path, broker: MosquittoServer,
         result = run_gateway(folder, served, broker, watch, name="gw-modbus",
                              interval=args.interval, duration=args.duration,
                              warmup=args.warmup, sim=sim, profile_to=args.profile)
+        bare = run_gateway(folder, served, broker, watch, name="gw-modbus-bare",
+                           interval=args.interval, duration=args.duration / 2,
+                           warmup=args.warmup, sim=sim, bare=True)
+    full_us, bare_us = result["cpu_us_per_point"], bare["cpu_us_per_point"]
     return {"devices": args.devices, "points_per_device": 40, "interval_s": args.interval,
+            "sim_change_per_point_per_s": args.change,
             "requests_per_s": result["cycles_per_s"], **result,
-            "target_cpu_us_per_point": 9.0}
+            "target_cpu_us_per_point": 9.0,
+            "bare_poller": {
+                "what": "the same gateway and devices, no duties after decoding (no report "
+                        "by exception, alarms, messages, outbox or MQTT), right after",
+                "cpu_us_per_point": bare_us,
+                "cpu_us_per_point_slices": bare["cpu_us_per_point_slices"],
+                "other_processes_cores": bare["other_processes_cores"]},
+            "duties_cpu_us_per_point": round(full_us - bare_us, 2) if full_us and bare_us
+            else None}
 
 
 def ramp(args: argparse.Namespace, folder: Path, broker: MosquittoServer,

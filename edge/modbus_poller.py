@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 _ACCESS = "Access_Control_Equipment"
 CYCLE_COST = 0.0003
 """Seconds of CPU a device's poll cycle takes, roughly (a Modbus request, decoding, duties)."""
-SPREAD_ABOVE = 0.25
+SPREAD_ABOVE = 0.1
 """Share of a core the devices of one interval keep busy above which their cycles are
 spread over the interval rather than run together (see :meth:`ModbusDevice.advance`)."""
 

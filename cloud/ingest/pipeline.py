@@ -14,9 +14,12 @@ changes nothing. Copies of one message within a batch are written once. What the
 claim decides is everything else: the counts, the sequence gaps and the events, which
 are handed on only for messages accepted for the first time.
 
-Hot path (telemetry): series keys are cached, and samples are built from payloads the
-contract has already validated, so only what the contract does not check (integers
-beyond what the store keeps) is checked again per value.
+Hot path (telemetry, ~all traffic): :func:`fast_telemetry` decodes the common payload
+with ``json`` and the contract's own rules, and falls back to the contract's decoder
+for anything else (so errors read the same); series keys are cached; samples are built
+from payloads already validated, so only what the contract does not check (integers
+beyond what the store keeps) is checked again per value. A worker's figures, with
+Mosquitto, InfluxDB and a publisher on 2 cores: ``python -m bench.ingest``.
 """
 
 from __future__ import annotations
