@@ -149,6 +149,8 @@ class IngestPipeline:
         self.stats = IngestStats()
         self._keys: dict[tuple[str, str, str, str], SeriesKey] = {}
         self._topics: dict[str, Topic] = {}
+        self._claim_turn = asyncio.Event()
+        self._claim_turn.set()
 
     def _samples(self, site: str, gateway: str, device: str,
                  telemetry: Telemetry) -> list[Sample]:
@@ -162,18 +164,36 @@ class IngestPipeline:
         Several calls may run at once (a worker pipelines its batches): they are as
         independent as two workers' batches.
         """
-        decoded = _Decoded()
-        for first in range(0, len(batch), _DECODE_SLICE):
-            if first:
-                await asyncio.sleep(0)  # let I/O (the previous batch's writes) move on
-            self._decode(batch[first:first + _DECODE_SLICE], decoded)
+        # Claims are committed in the order the batches came in (one worker's sequence
+        # counters see no reordering); everything else overlaps.
+        previous, turn = self._claim_turn, asyncio.Event()
+        self._claim_turn = turn
+        try:
+            decoded = _Decoded()
+            for first in range(0, len(batch), _DECODE_SLICE):
+                if first:
+                    await asyncio.sleep(0)  # let I/O (the previous batch's writes) move on
+                self._decode(batch[first:first + _DECODE_SLICE], decoded)
+        except BaseException:
+            turn.set()
+            raise
         # Every distinct message's samples, written while the claim runs (see above).
         unique: list[Sample] = []
         for samples in decoded.samples.values():
             unique += samples
-        claim = asyncio.to_thread(self._commit_state, decoded)
-        claimed, written = await asyncio.gather(claim, self._write(unique),
-                                                return_exceptions=True)
+
+        async def claim() -> tuple[set[MessageKey], list[SeqGap]]:
+            try:
+                await previous.wait()
+                return await asyncio.to_thread(self._commit_state, decoded)
+            finally:
+                turn.set()
+
+        try:
+            claimed, written = await asyncio.gather(claim(), self._write(unique),
+                                                    return_exceptions=True)
+        finally:
+            turn.set()  # also when cancelled before the claim started
         if isinstance(claimed, BaseException) or isinstance(written, BaseException):
             if not isinstance(claimed, BaseException):
                 await asyncio.to_thread(self._release, claimed[0])

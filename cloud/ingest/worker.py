@@ -7,7 +7,8 @@ right for one worker only (the log says so).
 
 A worker keeps up to ``pipeline_depth`` batches in progress (default 2): while one
 batch waits for the database and the time-series store, the next one is gathered and
-decoded. Batches in progress are independent, as two workers' batches are.
+decoded. Batches in progress are independent, as two workers' batches are, except
+that their claims are committed in the order the batches were gathered.
 """
 
 from __future__ import annotations
