@@ -162,6 +162,8 @@ class SimBuilding:
                 unit = spec.unit if device.spec.count == 1 else last_unit + 1
             if port is None:
                 port, next_port = _claim_port(host, next_port)
+                while (host, port) in groups and next_port == 0:
+                    port, next_port = _claim_port(host, 0)  # the kernel may repeat itself
             if spec.bus is not None:
                 buses[spec.bus] = (host, port, unit)
             device.host, device.port, device.unit = host, port, unit
