@@ -44,11 +44,14 @@ from cloud.api.metrics import ApiMetrics, MetricsMiddleware
 from cloud.api.openapi import TAGS, install_openapi
 from cloud.api.routes import (
     admin_router,
+    alarms_router,
     auth_router,
     commands_router,
     ops_router,
+    patrols_router,
     sites_router,
     telemetry_router,
+    workorders_router,
 )
 from cloud.db.engine import Database
 from cloud.security.passwords import DEFAULT_HASHER, PasswordHasher
@@ -118,6 +121,9 @@ def create_app(
     app.include_router(sites_router)
     app.include_router(telemetry_router)
     app.include_router(commands_router)
+    app.include_router(alarms_router)
+    app.include_router(workorders_router)
+    app.include_router(patrols_router)
     app.include_router(admin_router)
     install_openapi(app)
     return app

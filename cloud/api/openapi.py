@@ -21,6 +21,12 @@ TAGS: Final = [
     {"name": "telemetry", "description": "Time series (raw or downsampled) and batch "
                                          "latest values."},
     {"name": "commands", "description": "Commands to gateways and their outcome."},
+    {"name": "alarms", "description": "Alarms (ISA-18.2): list, acknowledge, shelve, comment; "
+                                      "live changes over Server-Sent Events; alarm load."},
+    {"name": "work-orders", "description": "Work orders with SLA clocks, assets and "
+                                           "preventive-maintenance plans."},
+    {"name": "patrols", "description": "Security patrols: checkpoints, routes, schedules, "
+                                       "tours, NFC scans and exceptions."},
     {"name": "admin", "description": "Ingest health and the audit log."},
     {"name": "ops", "description": "Liveness, readiness and Prometheus metrics."},
 ]

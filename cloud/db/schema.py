@@ -13,7 +13,10 @@ __all__ = ["target_metadata"]
 
 def target_metadata() -> MetaData:
     """The metadata of all Towerwatch tables (importing every model module first)."""
-    import cloud.db.models  # noqa: F401  (registers its tables on Base.metadata)
+    import cloud.alarms.tables
+    import cloud.db.models
+    import cloud.patrols.tables
+    import cloud.workorders.tables  # noqa: F401  (each registers its tables on Base.metadata)
     from cloud.db.base import Base
 
     return Base.metadata

@@ -132,7 +132,8 @@ async def test_the_openapi_document(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/api/v1/openapi.json")).json()
     assert schema["info"]["title"] == "Towerwatch API"
     assert {t["name"] for t in schema["tags"]} == {"auth", "sites", "telemetry", "commands",
-                                                    "admin", "ops"}
+                                                    "admin", "ops", "alarms", "work-orders",
+                                                    "patrols"}
     schemes = schema["components"]["securitySchemes"]
     assert [s["scheme"] for s in schemes.values()] == ["bearer"]
     assert "HTTPValidationError" not in schema["components"]["schemas"]

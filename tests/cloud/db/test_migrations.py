@@ -62,7 +62,7 @@ def test_upgrade_from_empty_matches_the_models(db_url: str) -> None:
 
     upgrade(db_url)
 
-    assert current(db_url) == head() == "0001"
+    assert current(db_url) == head() == "0004"
     assert is_up_to_date(db_url)
     assert table_names(db_url) == TABLES
     assert schema_diff(db_url) == []

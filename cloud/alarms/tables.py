@@ -1,0 +1,3 @@
+"""Tables of the alarm lifecycle (migration ``0002``)."""
+
+from __future__ import annotations

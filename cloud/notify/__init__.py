@@ -1,0 +1,1 @@
+"""Notifications: a notifier interface with webhook (signed, retried) and log delivery."""
