@@ -12,7 +12,6 @@ import contextlib
 import ipaddress
 import logging
 import random
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from simulators.image import AddressRange, ModbusImage
 from simulators.modbus_server import CommsMode, ModbusEndpoint, ModbusUnit
 from simulators.models.base import DeviceModel, SimContext, SimError, Value
 from simulators.models.registry import model_class, model_for_profile
+from simulators.ports import PortClaim, claim_port
 from simulators.scenario import Scenario, ScenarioEvent
 from simulators.site import DeviceSpec, SiteSpec, expand
 from towerwatch.sourced_yaml import SourceError, SourceIssue, format_path, locate
@@ -150,37 +150,43 @@ class SimBuilding:
         """Open every device's socket; raise SimError naming what could not start."""
         self.tick()
         groups: dict[tuple[str, int], list[SimulatedDevice]] = {}
+        claims: dict[tuple[str, int], PortClaim] = {}
         buses: dict[str, tuple[str, int, int]] = {}
         next_port = self.site.modbus.base_port
-        for device in self.devices.values():
-            if not isinstance(device.profile, ModbusProfile):
-                continue
-            spec = device.spec.modbus
-            host, port, unit = spec.host or self.site.modbus.host, spec.port, spec.unit
-            if spec.bus is not None and spec.bus in buses:
-                host, port, last_unit = buses[spec.bus]
-                unit = spec.unit if device.spec.count == 1 else last_unit + 1
-            if port is None:
-                port, next_port = _claim_port(host, next_port)
-                while (host, port) in groups and next_port == 0:
-                    port, next_port = _claim_port(host, 0)  # the kernel may repeat itself
-            if spec.bus is not None:
-                buses[spec.bus] = (host, port, unit)
-            device.host, device.port, device.unit = host, port, unit
-            groups.setdefault((host, port), []).append(device)
         try:
+            for device in self.devices.values():
+                if not isinstance(device.profile, ModbusProfile):
+                    continue
+                spec = device.spec.modbus
+                host, port, unit = spec.host or self.site.modbus.host, spec.port, spec.unit
+                if spec.bus is not None and spec.bus in buses:
+                    host, port, last_unit = buses[spec.bus]
+                    unit = spec.unit if device.spec.count == 1 else last_unit + 1
+                if port is None:
+                    claim = claim_port(host, next_port)
+                    port, next_port = claim.port, claim.port + 1 if next_port else 0
+                    claims[(host, port)] = claim
+                if spec.bus is not None:
+                    buses[spec.bus] = (host, port, unit)
+                device.host, device.port, device.unit = host, port, unit
+                groups.setdefault((host, port), []).append(device)
             for (host, port), members in groups.items():
                 units = [self._modbus_unit(d) for d in members]
                 framing = members[0].spec.modbus.framing
                 endpoint = ModbusEndpoint(host, port, units, framing)
                 await endpoint.start()
                 self._endpoints.append(endpoint)
+                if (host, port) in claims:
+                    claims.pop((host, port)).release()  # the endpoint listens on it now
             for device in self.devices.values():
                 if isinstance(device.profile, BacnetProfile):
                     await self._start_bacnet(device)
         except BaseException:
             await self.stop()
             raise
+        finally:
+            for claim in claims.values():
+                claim.release()
 
     def _modbus_unit(self, device: SimulatedDevice) -> ModbusUnit:
         assert isinstance(device.profile, ModbusProfile) and device.unit is not None
@@ -288,30 +294,6 @@ class SimBuilding:
 
     def served(self) -> list[dict[str, Any]]:
         return [d.describe() for d in self.devices.values()]
-
-
-def _claim_port(host: str, wanted: int) -> tuple[int, int]:
-    """The first free port from ``wanted`` on (any free port when 0), and the next to try."""
-    if wanted:
-        for port in range(wanted, min(wanted + 2000, 65536)):
-            if _port_free(host, port):
-                if port != wanted:
-                    log.info("port %d is taken; using %d", wanted, port)
-                return port, port + 1
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port = int(probe.getsockname()[1])
-    return port, 0
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _hms(seconds: float) -> str:
