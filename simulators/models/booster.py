@@ -165,9 +165,7 @@ class BoosterPumpSetModel(PumpModel):
     def inject(self, fault: str, args: Mapping[str, Any]) -> None:
         self._check_fault(fault)
         if fault == "pump_trip":
-            for p in pumps_of(fault, args, self.PUMPS):
-                self.tripped.add(p)
-                self.running[p - 1], self.timer[p - 1] = False, 0.0
+            self.tripped.update(self._stop(fault, args))
         else:
             fault_args(fault, args, "level")
             level = number_option(args, "level", 5.0, 0.0, 100.0)

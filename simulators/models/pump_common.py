@@ -123,6 +123,13 @@ class PumpModel(DeviceModel):
         self.running[i], self.timer[i] = True, 0.0
         self.starts[i] += 1
 
+    def _stop(self, fault: str, args: Mapping[str, Any]) -> list[int]:
+        """Stop the pumps a fault names (``pump``: that one, else all); their numbers."""
+        pumps = pumps_of(fault, args, self.PUMPS)
+        for p in pumps:
+            self.running[p - 1], self.timer[p - 1] = False, 0.0
+        return pumps
+
     #: writable setting -> (attribute, lowest, highest, whole numbers only)
     SETTINGS: ClassVar[dict[str, tuple[str, float, float, bool]]] = {}
 

@@ -99,9 +99,7 @@ class SumpPumpModel(PumpModel):
     def inject(self, fault: str, args: Mapping[str, Any]) -> None:
         self._check_fault(fault)
         if fault == "pump_fail":
-            for p in pumps_of(fault, args, self.PUMPS):
-                self.broken.add(p)
-                self.running[p - 1], self.timer[p - 1] = False, 0.0
+            self.broken.update(self._stop(fault, args))
         else:
             fault_args(fault, args, "rate")
             self.extra_inflow = number_option(args, "rate", 1.6 * self.pump_flow, 0.0, 5000.0)

@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,24 +22,18 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from device_profiles.loader import load_profiles
+from device_profiles.loader import ProfileSet, load_profiles
 from edge.daemon import Gateway, run_gateway
 from edge.loading import load_config
 from simulators.building import SimBuilding
 from simulators.clock import SimClock
 from simulators.site import load_site, with_overrides
+from tests.servers.ports import free_udp_port
 from towerwatch.demo.gateway_config import gateway_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "simulators" / "sites" / "example.yaml"
 MORNING = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @dataclass
@@ -168,16 +161,33 @@ async def traffic(building: SimBuilding, badges: list[int] | None = None, *, fir
             await task
 
 
-async def start_building(bacnet_network: str, *, start: float = MORNING) -> SimBuilding:
+async def start_building(bacnet_network: str, *, start: float = MORNING, warm: float = 5.0,
+                         profiles: ProfileSet | None = None) -> SimBuilding:
+    """The example building on free Modbus ports and BACnet addresses in
+    ``bacnet_network``, its clock at ``start`` and then ``warm`` simulated seconds on."""
     site, raw = load_site(EXAMPLE)
     site = with_overrides(site, base_port=0, bacnet_network=bacnet_network)
-    building = SimBuilding(site, load_profiles(),
+    building = SimBuilding(site, profiles or load_profiles(),
                            clock=SimClock(start=start, speed=0, timezone=site.timezone),
                            site_raw=raw)
     await building.start()
-    building.clock.advance(5)
+    building.clock.advance(warm)
     building.tick()
     return building
+
+
+@contextlib.asynccontextmanager
+async def running_building(bacnet_network: str, *, start: float = MORNING, warm: float = 5.0,
+                           profiles: ProfileSet | None = None) -> AsyncIterator[SimBuilding]:
+    """:func:`start_building`, stopped on leaving (requests a silent unit holds released)."""
+    building = await start_building(bacnet_network, start=start, warm=warm, profiles=profiles)
+    try:
+        yield building
+    finally:
+        for device in building.devices.values():
+            if device.modbus is not None:
+                device.modbus.set_comms("normal")
+        await building.stop()
 
 
 def edge_config(building: SimBuilding, folder: Path, mqtt_url: str, *,

@@ -13,7 +13,6 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,20 +26,18 @@ from edge.drivers.bacnet import BacnetClient, CovSubscription, PropertyRef
 from edge.errors import DeviceException, DeviceTimeout, DeviceUnreachable
 from edge.scan_bacnet import scan_bacnet
 from simulators.building import SimBuilding
-from simulators.clock import SimClock
-from simulators.site import load_site, with_overrides
-from tests.simulators.test_bacnet_server import _free_udp_port
+from tests.integration.edge_rig import running_building
+from tests.servers.ports import free_udp_port
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "simulators" / "sites" / "example.yaml"
 NETWORK = "127.0.12.0"
 EVENING = datetime(2026, 11, 23, 18, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 TIMEOUT = 0.3
 
 
 def _config() -> BacnetClientConfig:
-    return BacnetClientConfig(address=f"127.0.0.1/8:{_free_udp_port()}", instance=4194001)
+    return BacnetClientConfig(address=f"127.0.0.1/8:{free_udp_port()}", instance=4194001)
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +47,8 @@ def profiles() -> ProfileSet:
 
 @pytest.fixture
 async def building(profiles: ProfileSet) -> AsyncIterator[SimBuilding]:
-    site, raw = load_site(EXAMPLE)
-    site = with_overrides(site, base_port=0, bacnet_network=NETWORK)
-    sim = SimBuilding(site, profiles, clock=SimClock(start=EVENING, speed=0,
-                                                            timezone=site.timezone),
-                      site_raw=raw)
-    await sim.start()
-    try:
+    async with running_building(NETWORK, start=EVENING, warm=0, profiles=profiles) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 @pytest.fixture

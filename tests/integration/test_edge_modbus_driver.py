@@ -7,53 +7,34 @@ sockets (Modbus TCP, RTU framing over TCP) and a real pty (serial RTU through so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from device_profiles.codec import decode_modbus, encode_modbus, register_count
-from device_profiles.loader import load_profiles
 from device_profiles.schema import ModbusProfile, ModbusTable
 from edge.config import ModbusSerial, ModbusTcp
 from edge.drivers.modbus import GatewayNoResponse, ModbusClient
 from edge.errors import DeviceException, DeviceTimeout, DeviceUnreachable
 from edge.scan_modbus import ScanHit, parse_units, scan_modbus
 from simulators.building import SimBuilding, SimulatedDevice
-from simulators.clock import SimClock
-from simulators.site import load_site, with_overrides
-from tests.servers.plugin import unavailable
+from tests.integration.edge_rig import running_building
+from tests.servers.plugin import tool
+from tests.servers.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "simulators" / "sites" / "example.yaml"
-MORNING = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 TIMEOUT = 0.3
 
 
 @pytest.fixture
 async def building() -> AsyncIterator[SimBuilding]:
-    site, raw = load_site(EXAMPLE)
-    site = with_overrides(site, base_port=0, bacnet_network="127.0.11.0")
-    clock = SimClock(start=MORNING, speed=0, timezone=site.timezone)
-    sim = SimBuilding(site, load_profiles(), clock=clock, site_raw=raw)
-    await sim.start()
-    try:
-        clock.advance(30)
-        sim.tick()
+    async with running_building("127.0.11.0", warm=30) as sim:
         yield sim
-    finally:
-        for device in sim.devices.values():  # release any request a silent unit holds
-            if device.modbus is not None:
-                device.modbus.set_comms("normal")
-        await sim.stop()
 
 
 def _endpoint(device: SimulatedDevice) -> ModbusTcp:
@@ -62,15 +43,21 @@ def _endpoint(device: SimulatedDevice) -> ModbusTcp:
                      framing=device.spec.modbus.framing)
 
 
+@contextlib.asynccontextmanager
+async def _client(building: SimBuilding, device_id: str,
+                  name: str | None = None) -> AsyncIterator[ModbusClient]:
+    """The driver's client for one device of the building, closed on leaving."""
+    client = ModbusClient(_endpoint(building.device(device_id)), timeout=TIMEOUT,
+                          name=name or device_id)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
 def _unit(device: SimulatedDevice) -> int:
     assert device.unit is not None
     return device.unit
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _connected(client: ModbusClient) -> bool:
@@ -133,9 +120,7 @@ async def test_every_modbus_device_decodes_to_the_model_values(building: SimBuil
 
 
 async def test_bit_tables_return_exactly_count_zero_or_one(building: SimBuilding) -> None:
-    booster = building.device("booster")
-    client = ModbusClient(_endpoint(booster), timeout=TIMEOUT, name="booster")
-    try:
+    async with _client(building, "booster") as client:
         discretes = await client.read(1, ModbusTable.DISCRETE, 0, 2)
         assert discretes == [int(building.values("booster")["low_water_switch"]),
                              int(building.values("booster")["inlet_valve_open"])]
@@ -143,15 +128,12 @@ async def test_bit_tables_return_exactly_count_zero_or_one(building: SimBuilding
         assert coils in ([0], [1])
         assert client.stats.requests == 2 and client.stats.errors == 0
         assert client.stats.answered == 2 and client.stats.latency_sum > 0
-    finally:
-        await client.close()
 
 
 async def test_rtu_framing_over_tcp_reaches_both_units(building: SimBuilding) -> None:
     sump, water = building.device("sump-b2"), building.device("water-main")
     assert (sump.port, _unit(sump), _unit(water)) == (water.port, 1, 2)
-    client = ModbusClient(_endpoint(sump), timeout=TIMEOUT, name="rs485-b2")
-    try:
+    async with _client(building, "sump-b2", "rs485-b2") as client:
         assert client.where.startswith("rtu-over-tcp://")
         battery = await client.read(2, ModbusTable.HOLDING, 7, 1)
         assert battery == [int(building.values("water-main")["battery_level"])]
@@ -160,16 +142,6 @@ async def test_rtu_framing_over_tcp_reaches_both_units(building: SimBuilding) ->
             await client.read(3, ModbusTable.HOLDING, 0, 1)
         assert info.value.code == 11 and isinstance(info.value, DeviceTimeout)
         assert battery == await client.read(2, ModbusTable.HOLDING, 7, 1)  # still usable
-    finally:
-        await client.close()
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        unavailable(f"{name} is not installed (Debian package {name})")
-    assert path is not None
-    return path
 
 
 async def test_serial_rtu_through_a_pty(building: SimBuilding, tmp_path: Path) -> None:
@@ -180,7 +152,7 @@ async def test_serial_rtu_through_a_pty(building: SimBuilding, tmp_path: Path) -
     with pytest.raises(DeviceUnreachable, match="cannot connect"):
         await missing.connect()
     bridge = await asyncio.create_subprocess_exec(
-        _tool("socat"), f"pty,raw,echo=0,link={tty}", f"tcp:127.0.0.1:{water.port}",
+        tool("socat"), f"pty,raw,echo=0,link={tty}", f"tcp:127.0.0.1:{water.port}",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     client = ModbusClient(ModbusSerial(serial=str(tty), baud=19200, parity="N"),
                           timeout=TIMEOUT, name="rs485-b2")
@@ -214,8 +186,7 @@ async def test_serial_rtu_through_a_pty(building: SimBuilding, tmp_path: Path) -
 async def test_illegal_address_is_a_device_exception_naming_the_range(
         building: SimBuilding) -> None:
     annex = building.device("fire-annex")
-    client = ModbusClient(_endpoint(annex), timeout=TIMEOUT, name="fire-annex")
-    try:
+    async with _client(building, "fire-annex") as client:
         with pytest.raises(DeviceException) as info:
             await client.read(_unit(annex), ModbusTable.HOLDING, 21, 4)
         assert info.value.code == 2 and info.value.illegal_address
@@ -224,14 +195,10 @@ async def test_illegal_address_is_a_device_exception_naming_the_range(
         zones = await client.read(_unit(annex), ModbusTable.HOLDING, 0, 8)
         assert len(zones) == 8
         assert client.stats.errors == 1 and client.stats.timeouts == 0
-    finally:
-        await client.close()
 
 
 async def test_a_silent_device_times_out_fast_and_recovers(building: SimBuilding) -> None:
-    meter = building.device("meter-main")
-    client = ModbusClient(_endpoint(meter), timeout=TIMEOUT, name="meter-main")
-    try:
+    async with _client(building, "meter-main") as client:
         before = await client.read(1, ModbusTable.INPUT, 0, 2)
         building.set_comms("meter-main", "silent")
         started = time.perf_counter()
@@ -245,12 +212,10 @@ async def test_a_silent_device_times_out_fast_and_recovers(building: SimBuilding
         assert await client.read(1, ModbusTable.INPUT, 0, 2) == before
         assert _connected(client)
         assert (client.stats.requests, client.stats.errors, client.stats.answered) == (3, 1, 2)
-    finally:
-        await client.close()
 
 
 async def test_a_closed_port_is_unreachable_at_once() -> None:
-    client = ModbusClient(ModbusTcp(host="127.0.0.1", port=_free_port()), timeout=2.0,
+    client = ModbusClient(ModbusTcp(host="127.0.0.1", port=free_port()), timeout=2.0,
                           name="ghost")
     started = time.perf_counter()
     with pytest.raises(DeviceUnreachable, match="cannot connect"):
@@ -294,8 +259,7 @@ async def test_writes_change_the_model(building: SimBuilding) -> None:
     profile = booster.profile
     assert isinstance(profile, ModbusProfile)
     setpoint = profile.point("pressure_setpoint")
-    client = ModbusClient(_endpoint(booster), timeout=TIMEOUT, name="booster")
-    try:
+    async with _client(building, "booster") as client:
         registers = encode_modbus(setpoint, 0.55, byte_order=profile.byte_order_of(setpoint),
                                   enums=profile.enums)
         await client.write(1, ModbusTable.HOLDING, 100, registers)
@@ -306,14 +270,11 @@ async def test_writes_change_the_model(building: SimBuilding) -> None:
         assert values["pressure_setpoint"] == pytest.approx(0.6)
         assert values["rotation_period"] == 12
         await client.write(1, ModbusTable.COIL, 0, [1])  # fault reset (momentary)
-    finally:
-        await client.close()
 
 
 async def test_a_write_to_a_read_only_point_is_refused(building: SimBuilding) -> None:
     annex = building.device("fire-annex")
-    client = ModbusClient(_endpoint(annex), timeout=TIMEOUT, name="fire-annex")
-    try:
+    async with _client(building, "fire-annex") as client:
         before = await client.read(_unit(annex), ModbusTable.HOLDING, 0, 1)
         with pytest.raises(DeviceException, match=r"write holding 0: ") as info:
             await client.write(_unit(annex), ModbusTable.HOLDING, 0, [1])
@@ -323,8 +284,6 @@ async def test_a_write_to_a_read_only_point_is_refused(building: SimBuilding) ->
             await client.write(_unit(annex), ModbusTable.INPUT, 0, [1])
         with pytest.raises(ValueError, match="count"):
             await client.read(_unit(annex), ModbusTable.HOLDING, 0, 126)
-    finally:
-        await client.close()
 
 
 # -- commissioning scan ----------------------------------------------------------------------
@@ -366,7 +325,7 @@ async def test_scan_treats_a_timeout_as_nobody_and_carries_on(building: SimBuild
 
 async def test_scan_of_a_closed_port_is_unreachable() -> None:
     with pytest.raises(DeviceUnreachable):
-        await scan_modbus("127.0.0.1", _free_port(), [1])
+        await scan_modbus("127.0.0.1", free_port(), [1])
 
 
 @pytest.mark.parametrize(("text", "units"), [
@@ -398,9 +357,7 @@ def test_parse_units_rejects(text: str, message: str) -> None:
 async def test_request_latency_and_cpu(building: SimBuilding) -> None:
     """500 block reads of 11 input registers; the simulator shares this process, so the
     CPU figure is client + server (the client alone is about half of it)."""
-    booster = building.device("booster")
-    client = ModbusClient(_endpoint(booster), timeout=TIMEOUT, name="booster")
-    try:
+    async with _client(building, "booster") as client:
         await client.read(1, ModbusTable.INPUT, 0, 11)
         reads = 500
         wall, cpu = time.perf_counter(), time.process_time()
@@ -413,5 +370,3 @@ async def test_request_latency_and_cpu(building: SimBuilding) -> None:
               f"mean latency {mean * 1e6:.0f} us")
         assert cpu / reads < 0.002
         assert client.stats.requests == reads + 1 and client.stats.errors == 0
-    finally:
-        await client.close()

@@ -5,53 +5,34 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from bacpypes3.apdu import WhoIsRequest
-from bacpypes3.local.device import DeviceObject
-from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import ObjectIdentifier
 
-from device_profiles.loader import load_profiles
 from device_profiles.schema import BacnetPoint
 from simulators.building import SimBuilding
-from simulators.clock import SimClock
-from simulators.site import load_site, with_overrides
-from tests.simulators.test_bacnet_server import _Client, _free_udp_port
+from tests.integration.edge_rig import running_building
+from tests.simulators.bacnet_client import plain_client
 
 pytestmark = pytest.mark.integration
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "simulators" / "sites" / "example.yaml"
 NETWORK = "127.0.7.0"
 EVENING = datetime(2026, 11, 23, 18, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
 
 @pytest.fixture
 async def building() -> AsyncIterator[SimBuilding]:
-    site, raw = load_site(EXAMPLE)
-    site = with_overrides(site, base_port=0, bacnet_network=NETWORK)
-    sim = SimBuilding(site, load_profiles(), clock=SimClock(start=EVENING, speed=0,
-                                                            timezone=site.timezone),
-                      site_raw=raw)
-    await sim.start()
-    try:
+    async with running_building(NETWORK, start=EVENING, warm=0) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[Any]:
-    device = DeviceObject(objectIdentifier=("device", 599), objectName="test-client",
-                          apduTimeout=1000, numberOfApduRetries=1)
-    port = NetworkPortObject(f"127.0.0.1/8:{_free_udp_port()}",
-                             objectIdentifier=("network-port", 1), objectName="test-port")
-    app = _Client.from_object_list([device, port])
-    app.i_ams = {}
+    app = plain_client(599, timeout_ms=1000, retries=1)
     try:
         yield app
     finally:

@@ -8,50 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 from collections.abc import AsyncIterator
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from device_profiles.loader import load_profiles
 from simulators.building import SimBuilding, SimulatedDevice
-from simulators.clock import SimClock
-from simulators.site import load_site, with_overrides
-from tests.servers.plugin import unavailable
+from tests.integration.edge_rig import running_building
+from tests.servers.plugin import tool
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "simulators" / "sites" / "example.yaml"
-MORNING = datetime(2026, 11, 23, 9, 30, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        unavailable(f"{name} is not installed (Debian package {name})")
-    assert path is not None
-    return path
 
 
 @pytest.fixture
 async def building() -> AsyncIterator[SimBuilding]:
-    site, raw = load_site(EXAMPLE)
-    site = with_overrides(site, base_port=0, bacnet_network="127.0.4.0")
-    clock = SimClock(start=MORNING, speed=0, timezone=site.timezone)
-    sim = SimBuilding(site, load_profiles(), clock=clock, site_raw=raw)
-    await sim.start()
-    try:
-        clock.advance(30)
-        sim.tick()
+    async with running_building("127.0.4.0", warm=30) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 async def _run(*argv: str, limit: float = 10.0) -> tuple[int, str]:
@@ -75,7 +50,7 @@ async def test_mbpoll_reads_the_pump_set_outlet_pressure(building: SimBuilding) 
     booster = building.device("booster")
     expected = building.values("booster")["outlet_pressure"]
     assert isinstance(expected, float) and 0.1 < expected < 1.6  # MPa
-    code, out = await _run(_tool("mbpoll"), "-m", "tcp", "-p", str(booster.port), "-a", "1",
+    code, out = await _run(tool("mbpoll"), "-m", "tcp", "-p", str(booster.port), "-a", "1",
                            "-t", "3", "-0", "-r", "2", "-c", "1", "-1", "-o", "2", "127.0.0.1")
     assert code == 0, out
     assert int(_mbpoll_values(out)[2]) * 0.001 == pytest.approx(expected, abs=0.0006)
@@ -85,7 +60,7 @@ async def test_mbpoll_reads_a_word_swapped_float(building: SimBuilding) -> None:
     meter = building.device("meter-main")
     volts = building.values("meter-main")["voltage_l1"]
     # mbpoll's float is little-endian word order, the meter's CDAB
-    code, out = await _run(_tool("mbpoll"), "-m", "tcp", "-p", str(meter.port), "-t", "3:float",
+    code, out = await _run(tool("mbpoll"), "-m", "tcp", "-p", str(meter.port), "-t", "3:float",
                            "-0", "-r", "0", "-c", "1", "-1", "127.0.0.1")
     assert code == 0, out
     assert float(_mbpoll_values(out)[0]) == pytest.approx(float(volts), rel=1e-5)
@@ -99,7 +74,7 @@ async def test_rtu_framing_through_a_serial_line(building: SimBuilding, tmp_path
     assert {water.unit, sump.unit} == {1, 2}
     tty = tmp_path / "ttyRS485"
     bridge = await asyncio.create_subprocess_exec(
-        _tool("socat"), f"pty,raw,echo=0,link={tty}", f"tcp:127.0.0.1:{water.port}",
+        tool("socat"), f"pty,raw,echo=0,link={tty}", f"tcp:127.0.0.1:{water.port}",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     try:
         for _ in range(100):
@@ -107,7 +82,7 @@ async def test_rtu_framing_through_a_serial_line(building: SimBuilding, tmp_path
                 break
             await asyncio.sleep(0.05)
         battery = building.values("water-main")["battery_level"]
-        code, out = await _run(_tool("mbpoll"), "-m", "rtu", "-b", "19200", "-P", "none",
+        code, out = await _run(tool("mbpoll"), "-m", "rtu", "-b", "19200", "-P", "none",
                                "-a", str(water.unit), "-t", "4", "-0", "-r", "7", "-c", "1",
                                "-1", "-o", "2", str(tty))
         assert code == 0, out

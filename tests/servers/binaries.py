@@ -27,6 +27,8 @@ DEBIAN_PACKAGES: dict[str, str] = {
     "influx": "influxdb-client",
     "victoria-metrics": "victoria-metrics",
     "openssl": "openssl",
+    "mbpoll": "mbpoll",
+    "socat": "socat",
     "runuser": "util-linux",
 }
 

@@ -84,9 +84,7 @@ class InfluxDB1Server(ServerProcess):
         base_dir: Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        super().__init__(base_dir=base_dir, startup_timeout=startup_timeout)
-        self.host = LOOPBACK
-        self.port = port if port is not None else free_port()
+        super().__init__(port=port, base_dir=base_dir, startup_timeout=startup_timeout)
         self.database = database
         self.config_path = self.workdir / "influxdb.conf"
 

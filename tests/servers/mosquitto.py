@@ -6,13 +6,29 @@ import os
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TypedDict
 
 from tests.servers import binaries
-from tests.servers.ports import LOOPBACK, free_port, wait_for_port
+from tests.servers.ports import wait_for_port
 from tests.servers.process import ServerProcess, chown_tree
 from tests.servers.tls import CertificateAuthority, KeyPair
 
-__all__ = ["MosquittoServer"]
+__all__ = ["BrokerOptions", "MosquittoServer"]
+
+
+class BrokerOptions(TypedDict, total=False):
+    """What a test asks of a broker: :class:`MosquittoServer`'s keyword arguments but the
+    work dir and the start-up timeout (``mosquitto_factory`` takes the same)."""
+
+    tls: bool | CertificateAuthority
+    users: Mapping[str, str] | None
+    acl: str | os.PathLike[str] | None
+    allow_anonymous: bool | None
+    require_client_cert: bool
+    port: int | None
+    max_queued_messages: int
+    max_inflight_messages: int | None
+    extra_config: str
 
 
 class MosquittoServer(ServerProcess):
@@ -46,9 +62,7 @@ class MosquittoServer(ServerProcess):
         base_dir: Path | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
-        super().__init__(base_dir=base_dir, startup_timeout=startup_timeout)
-        self.host = LOOPBACK
-        self.port = port if port is not None else free_port()
+        super().__init__(port=port, base_dir=base_dir, startup_timeout=startup_timeout)
         self.users = dict(users or {})
         self.allow_anonymous = not self.users if allow_anonymous is None else allow_anonymous
         self.persistence_dir = self.workdir / "data"

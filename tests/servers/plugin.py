@@ -12,15 +12,15 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import NoReturn, TypeVar, Unpack
 
 import pytest
 
-from tests.servers.binaries import ServerUnavailable
+from tests.servers.binaries import ServerUnavailable, require
 from tests.servers.influxdb import InfluxDB1Server
-from tests.servers.mosquitto import MosquittoServer
+from tests.servers.mosquitto import BrokerOptions, MosquittoServer
 from tests.servers.postgres import PostgresServer
-from tests.servers.process import make_workdir
+from tests.servers.process import ManagedServer, make_workdir
 from tests.servers.tls import CertificateAuthority
 from tests.servers.victoria import VictoriaMetricsServer
 
@@ -31,6 +31,7 @@ __all__ = [
     "MqttAuthSpec",
     "PostgresDatabase",
     "in_ci",
+    "tool",
     "unavailable",
 ]
 
@@ -48,11 +49,31 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+def tool(name: str) -> str:
+    """The path of command ``name``; unavailable (skip, or fail in CI) when not installed."""
+    try:
+        return str(require(name))
+    except ServerUnavailable as err:
+        unavailable(str(err))
+
+
 def _or_unavailable(make: Callable[[], T]) -> T:
     try:
         return make()
     except ServerUnavailable as err:
         unavailable(str(err))
+
+
+S = TypeVar("S", bound=ManagedServer)
+
+
+def _serve(make: Callable[[], S]) -> Iterator[S]:
+    """A session fixture's body: make and start the server, close it at the end."""
+    server = _or_unavailable(make)
+    try:
+        yield _or_unavailable(server.start)
+    finally:
+        server.close()
 
 
 def _unique(prefix: str) -> str:
@@ -113,31 +134,9 @@ class MosquittoFactory:
 
     servers: list[MosquittoServer] = field(default_factory=list)
 
-    def __call__(
-        self,
-        *,
-        tls: bool | CertificateAuthority = False,
-        users: Mapping[str, str] | None = None,
-        acl: str | os.PathLike[str] | None = None,
-        allow_anonymous: bool | None = None,
-        require_client_cert: bool = False,
-        port: int | None = None,
-        max_queued_messages: int = 100_000,
-        max_inflight_messages: int | None = None,
-        extra_config: str = "",
-    ) -> MosquittoServer:
+    def __call__(self, **options: Unpack[BrokerOptions]) -> MosquittoServer:
         def make() -> MosquittoServer:
-            server = MosquittoServer(
-                tls=tls,
-                users=users,
-                acl=acl,
-                allow_anonymous=allow_anonymous,
-                require_client_cert=require_client_cert,
-                port=port,
-                max_queued_messages=max_queued_messages,
-                max_inflight_messages=max_inflight_messages,
-                extra_config=extra_config,
-            )
+            server = MosquittoServer(**options)
             self.servers.append(server)
             return server.start()
 
@@ -201,12 +200,7 @@ class PostgresDatabase:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL cluster per session (database ``towerwatch``)."""
-    server = _or_unavailable(PostgresServer)
-    try:
-        _or_unavailable(server.start)
-        yield server
-    finally:
-        server.close()
+    yield from _serve(PostgresServer)
 
 
 @pytest.fixture
@@ -232,11 +226,7 @@ class InfluxDatabase:
 @pytest.fixture(scope="session")
 def influxdb() -> Iterator[InfluxDB1Server]:
     """One InfluxDB 1.x per session (database ``towerwatch``)."""
-    server = InfluxDB1Server()
-    try:
-        yield _or_unavailable(server.start)
-    finally:
-        server.close()
+    yield from _serve(InfluxDB1Server)
 
 
 @pytest.fixture
@@ -253,11 +243,7 @@ def influx_db(influxdb: InfluxDB1Server) -> Iterator[InfluxDatabase]:
 @pytest.fixture(scope="session")
 def victoria() -> Iterator[VictoriaMetricsServer]:
     """One VictoriaMetrics per session: use unique metric names/labels per test."""
-    server = VictoriaMetricsServer()
-    try:
-        yield _or_unavailable(server.start)
-    finally:
-        server.close()
+    yield from _serve(VictoriaMetricsServer)
 
 
 # -- CI: a skipped integration test is a failure --------------------------------------

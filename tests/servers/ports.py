@@ -8,9 +8,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-__all__ = ["LOOPBACK", "free_port", "http_status", "wait_for_http", "wait_for_port"]
+__all__ = ["BACNET_PORT", "LOOPBACK", "free_port", "free_udp_port", "http_status",
+           "wait_for_http", "wait_for_port"]
 
 LOOPBACK = "127.0.0.1"
+BACNET_PORT = 47808
+"""The simulated BACnet devices' UDP port: a client bound to it would hear itself."""
 
 # Ports already handed out in this process: the kernel may offer a port again once
 # the probe socket is closed, before the server that was given it has bound it.
@@ -27,6 +30,16 @@ def free_port(host: str = LOOPBACK) -> int:
             _handed_out.add(port)
             return port
     raise RuntimeError(f"no free port found on {host}")
+
+
+def free_udp_port(host: str = LOOPBACK) -> int:
+    """Return a UDP port on ``host`` that is free now, never :data:`BACNET_PORT`."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port != BACNET_PORT:
+            return port
 
 
 def _check_alive(alive: Callable[[], bool] | None, what: str) -> None:

@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from tests.servers import binaries
-from tests.servers.ports import LOOPBACK, free_port
-from tests.servers.process import ServerStartError, as_user, make_workdir, tail
+from tests.servers.process import ManagedServer, ServerStartError, as_user
 
 __all__ = ["PostgresServer"]
 
 _USER = "postgres"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_LIVE: set[PostgresServer] = set()
-
-
-@atexit.register
-def _stop_leftovers() -> None:
-    for server in list(_LIVE):
-        with contextlib.suppress(Exception):
-            server.close()
 
 
 def _check_name(name: str) -> str:
@@ -37,12 +25,15 @@ def _check_name(name: str) -> str:
     return name
 
 
-class PostgresServer:
+class PostgresServer(ManagedServer):
     """``initdb`` + ``pg_ctl start`` (as the postgres user when root), trust auth.
 
     ``dsn`` is ``postgresql://postgres@127.0.0.1:PORT/DBNAME``; ``sqlalchemy_url`` the
     same with ``postgresql+psycopg://``. ``create_database()`` gives fresh databases.
     """
+
+    name = "postgres"
+    owner = _USER
 
     def __init__(
         self,
@@ -52,15 +43,11 @@ class PostgresServer:
         base_dir: Path | None = None,
         startup_timeout: float = 30.0,
     ) -> None:
-        self.host = LOOPBACK
-        self.port = port if port is not None else free_port()
-        self.user = _USER
         self.database = _check_name(database)
-        self.startup_timeout = startup_timeout
-        self.workdir = make_workdir("postgres", _USER, base_dir)
+        super().__init__(port=port, base_dir=base_dir, startup_timeout=startup_timeout)
+        self.user = _USER
         self.data_dir = self.workdir / "data"
         self.socket_dir = self.workdir
-        self.log_path = self.workdir / "server.log"
         self._started = False
 
     # -- urls ---------------------------------------------------------------------
@@ -147,7 +134,7 @@ class PostgresServer:
             f"-c unix_socket_directories={self.socket_dir} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
-        _LIVE.add(self)
+        self._track()
         self._started = True
         result = self._run_as_postgres(
             pg_ctl, "-D", str(self.data_dir), "-l", str(self.log_path), "-w",
@@ -156,10 +143,7 @@ class PostgresServer:
         )  # fmt: skip
         if result.returncode != 0:
             self.stop()
-            raise ServerStartError(
-                f"pg_ctl start failed: {result.stderr or result.stdout}\n"
-                f"--- {self.log_path} (tail) ---\n{tail(self.log_path)}"
-            )
+            raise self.startup_error(f"pg_ctl start failed: {result.stderr or result.stdout}")
         try:
             if self.database != "postgres":
                 self.create_database(self.database)
@@ -179,7 +163,7 @@ class PostgresServer:
         if not self._started:
             return
         self._started = False
-        _LIVE.discard(self)
+        self._untrack()
         pg_ctl = binaries.find_binary("pg_ctl")
         stopped = False
         if pg_ctl is not None:
@@ -193,30 +177,6 @@ class PostgresServer:
         if not stopped and pid is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-
-    def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<PostgresServer {self.dsn} dir={self.workdir}>"

@@ -1,4 +1,5 @@
-"""Common plumbing: temp dirs owned by a service user and a managed child process."""
+"""Common plumbing: temp dirs owned by a service user, the lifecycle every test server
+shares, and a managed child process."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
 from tests.servers import binaries
+from tests.servers.ports import LOOPBACK, free_port
 
 __all__ = [
+    "ManagedServer",
     "ServerProcess",
     "ServerStartError",
     "as_user",
@@ -76,7 +80,7 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-_LIVE: set[ServerProcess] = set()
+_LIVE: set[ManagedServer] = set()
 
 
 @atexit.register
@@ -86,20 +90,89 @@ def _stop_leftovers() -> None:  # safety net for servers used outside fixtures
             server.close()
 
 
-class ServerProcess:
-    """A server run as a direct child process, logging to ``workdir/server.log``.
+class ManagedServer(ABC):
+    """A server on ``host:port`` (a free loopback port unless given) with its own temp
+    dir, owned by ``owner`` and logging to ``workdir/server.log``.
 
-    Subclasses implement ``_argv()`` and ``_wait_ready()``; ``start()``, ``stop()``,
-    ``kill()`` and ``close()`` (stop + delete the temp dir) are shared.
+    Subclasses implement ``start()``, ``stop()`` and ``running``, and call ``_track()``
+    once a server may be running (``_untrack()`` once it is not), so that one left running
+    is stopped when the interpreter exits. ``close()`` (stop + delete the temp dir),
+    ``log_tail()`` and the context manager are shared.
     """
 
     name = "server"
     owner: str | None = None  # service user that must own the work dir
 
-    def __init__(self, *, base_dir: Path | None = None, startup_timeout: float = 20.0) -> None:
+    def __init__(self, *, port: int | None = None, base_dir: Path | None = None,
+                 startup_timeout: float = 20.0) -> None:
+        self.host = LOOPBACK
+        self.port = port if port is not None else free_port()
         self.workdir = make_workdir(self.name, self.owner, base_dir)
         self.log_path = self.workdir / "server.log"
         self.startup_timeout = startup_timeout
+
+    @property
+    @abstractmethod
+    def running(self) -> bool: ...
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Stop the server (its data stays in ``workdir``); the exit code when known."""
+
+    def _track(self) -> None:
+        _LIVE.add(self)
+
+    def _untrack(self) -> None:
+        _LIVE.discard(self)
+
+    def startup_error(self, reason: str) -> ServerStartError:
+        return ServerStartError(
+            f"{self.name} failed to start: {reason}\n"
+            f"--- {self.log_path} (tail) ---\n{tail(self.log_path)}"
+        )
+
+    def close(self) -> None:
+        """Stop the server and delete its temp dir."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return tail(self.log_path, lines)
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.host}:{self.port} dir={self.workdir}>"
+
+
+class ServerProcess(ManagedServer):
+    """A server run as a direct child process.
+
+    Subclasses implement ``_argv()`` and ``_wait_ready()``; ``start()``, ``stop()`` and
+    ``kill()`` are shared.
+    """
+
+    def __init__(self, *, port: int | None = None, base_dir: Path | None = None,
+                 startup_timeout: float = 20.0) -> None:
+        super().__init__(port=port, base_dir=base_dir, startup_timeout=startup_timeout)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -142,7 +215,7 @@ class ServerProcess:
         except BaseException:
             self._reap()
             raise
-        _LIVE.add(self)
+        self._track()
         try:
             self._wait_ready()
         except BaseException as err:
@@ -151,12 +224,6 @@ class ServerProcess:
                 raise self.startup_error(f"{err} (exit code {code})") from err
             raise
         return self
-
-    def startup_error(self, reason: str) -> ServerStartError:
-        return ServerStartError(
-            f"{self.name} failed to start: {reason}\n"
-            f"--- {self.log_path} (tail) ---\n{tail(self.log_path)}"
-        )
 
     def _terminate(self, sig: signal.Signals, timeout: float = STOP_TIMEOUT) -> int | None:
         proc = self._proc
@@ -179,7 +246,7 @@ class ServerProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-        _LIVE.discard(self)
+        self._untrack()
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
         """SIGTERM and wait (SIGKILL after ``timeout``); return the exit code."""
@@ -188,31 +255,6 @@ class ServerProcess:
     def kill(self) -> int | None:
         """SIGKILL: an abrupt crash, nothing is flushed."""
         return self._terminate(signal.SIGKILL)
-
-    def close(self) -> None:
-        """Stop the server and delete its temp dir."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} pid={self.pid} dir={self.workdir}>"

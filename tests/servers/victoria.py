@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.servers import binaries
 from tests.servers.httpclient import request
-from tests.servers.ports import LOOPBACK, free_port, wait_for_http
+from tests.servers.ports import wait_for_http
 from tests.servers.process import ServerProcess
 
 __all__ = ["VictoriaMetricsServer"]
@@ -40,9 +40,7 @@ class VictoriaMetricsServer(ServerProcess):
         base_dir: Path | None = None,
         startup_timeout: float = 20.0,
     ) -> None:
-        super().__init__(base_dir=base_dir, startup_timeout=startup_timeout)
-        self.host = LOOPBACK
-        self.port = port if port is not None else free_port()
+        super().__init__(port=port, base_dir=base_dir, startup_timeout=startup_timeout)
         self.data_dir = self.workdir / "data"
         self.extra_args = tuple(extra_args)
 

@@ -21,19 +21,18 @@ from bacpypes3.apdu import (
     WritePropertyMultipleError,
     WritePropertyMultipleRequest,
 )
-from bacpypes3.app import Application
 from bacpypes3.basetypes import PropertyValue, WriteAccessSpecification
 from bacpypes3.constructeddata import Any as AnyValue
-from bacpypes3.local.device import DeviceObject
-from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier, Real
 
 from device_profiles.schema import BacnetProfile
 from simulators.bacnet_server import BacnetDeviceServer, BacnetServerError
 from simulators.models.base import Value, WriteRefused
+from tests.servers.ports import BACNET_PORT
+from tests.simulators.bacnet_client import plain_client
 
-DEVICE_PORT = 47808
+DEVICE_PORT = BACNET_PORT
 BASE_INSTANCE = 424_200
 CLIENT_TIMEOUT_MS = 400
 
@@ -90,25 +89,6 @@ def _free_hosts(count: int) -> list[str]:
     return hosts[:count]
 
 
-def _free_udp_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port != DEVICE_PORT:
-            return port
-
-
-class _Client(Application):  # type: ignore[misc]
-    """A plain bacpypes3 client that remembers every I-Am it hears."""
-
-    i_ams: dict[int, Any]
-
-    async def do_IAmRequest(self, apdu: Any) -> None:
-        self.i_ams[int(apdu.iAmDeviceIdentifier[1])] = apdu.pduSource
-        await super().do_IAmRequest(apdu)
-
-
 @dataclass
 class Rig:
     hosts: list[str]
@@ -159,13 +139,7 @@ async def rig() -> AsyncIterator[Rig]:
     try:
         for server in servers:
             await server.start()
-        device = DeviceObject(objectIdentifier=("device", BASE_INSTANCE + 99),
-                              objectName="test-client", apduTimeout=CLIENT_TIMEOUT_MS,
-                              numberOfApduRetries=0)
-        port = NetworkPortObject(f"127.0.0.1/8:{_free_udp_port()}",
-                                 objectIdentifier=("network-port", 1), objectName="client-port")
-        client = _Client.from_object_list([device, port])
-        client.i_ams = {}
+        client = plain_client(BASE_INSTANCE + 99, timeout_ms=CLIENT_TIMEOUT_MS, retries=0)
         yield Rig(hosts, servers, client, writes)
     finally:
         for server in servers:

@@ -2,73 +2,34 @@
 
 from __future__ import annotations
 
-import operator
-import random
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from device_profiles.codec import encode_event_record, encode_modbus
-from device_profiles.loader import builtin_profile_dir, load_profiles
-from device_profiles.registers import set_bit
+from device_profiles.codec import encode_event_record
 from device_profiles.schema import ModbusProfile
 from simulators.clock import SimClock
-from simulators.models.base import EventRecord, SimContext, UnknownFault, Value, WriteRefused
+from simulators.models.base import EventRecord, UnknownFault, WriteRefused
 from simulators.models.door import EVENTS_KEPT, DoorControllerModel, traffic_at
-
-TZ = "Asia/Shanghai"
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
-    "lt": operator.lt, "le": operator.le}
+from tests.simulators.models import support
+from tests.simulators.models.support import alarm_active, check_encodes, modbus_profiles_from, run
 
 
 @pytest.fixture(scope="module")
 def profile() -> ModbusProfile:
-    loaded = load_profiles([builtin_profile_dir() / "door-controller-modbus.yaml"])
-    found = loaded.get("door-controller-modbus")
-    assert isinstance(found, ModbusProfile)
-    return found
+    return modbus_profiles_from({"door-controller-modbus": "door-controller-modbus.yaml"})[
+        "door-controller-modbus"]
 
 
 def make(hour: float = 0.0, options: Mapping[str, Any] | None = None,
          seed: int = 3) -> tuple[DoorControllerModel, SimClock]:
-    start = datetime(2024, 5, 6, tzinfo=ZoneInfo(TZ)).timestamp() + hour * 3600.0
-    clock = SimClock(start=start, speed=0, timezone=TZ)
-    model = DoorControllerModel("doors-1", SimContext(clock=clock, rng=random.Random(seed)),
-                                options or {})
-    return model, clock
+    return support.make(DoorControllerModel, "doors-1", hour, options, seed)
 
 
 def quiet(hour: float = 3.0, **options: Any) -> tuple[DoorControllerModel, SimClock]:
     """A controller nobody walks up to: only scripted badges and faults happen."""
     return make(hour, {"traffic": 0, **options})
-
-
-def run(model: DoorControllerModel, clock: SimClock, seconds: float,
-        step: float = 1.0) -> dict[str, Value]:
-    done = 0.0
-    while done < seconds - 1e-9:
-        h = min(step, seconds - done)
-        clock.advance(h)
-        model.step(clock.now(), h)
-        done += h
-    return model.values()
-
-
-def alarm_active(profile: ModbusProfile, alarm_id: str, values: Mapping[str, Value]) -> bool:
-    """The alarm's ``when`` condition, evaluated by hand on the model's values."""
-    when = next(a for a in profile.alarms if a.id == alarm_id).when
-    value, op, operand = values[when.point], when.operator, when.operand
-    if op == "bit":
-        names = {b.name: b.bit for b in profile.bits[profile.point(when.point).bits or ""]}
-        index = names[operand] if isinstance(operand, str) else operand
-        assert isinstance(value, int)
-        assert isinstance(index, int)
-        return bool(value >> index & 1)
-    return _COMPARE[op](value, operand)
 
 
 def last(model: DoorControllerModel) -> EventRecord:
@@ -80,23 +41,14 @@ def last(model: DoorControllerModel) -> EventRecord:
 
 def test_values_cover_every_point_and_encode(profile: ModbusProfile) -> None:
     model, clock = make(8.0)
-    values = run(model, clock, 600, step=5)
-    ids = {p.id for p in profile.points if p.event_log is None}
-    assert set(values) == ids
-    registers: dict[tuple[str, int], list[int]] = {}
-    for point in profile.points:
-        order = profile.byte_order_of(point)
-        if point.event_log is not None:
-            assert model.events(), "a busy morning logs events"
-            for record in model.events():
-                encoded = encode_event_record(point.event_log, record, byte_order=order,
-                                              enums=profile.enums)
-                assert len(encoded) == point.event_log.record_size
-        elif point.bit is not None:
-            key = (point.table.value, point.address)
-            registers[key] = set_bit(registers.get(key, [0]), point.bit, bool(values[point.id]))
-        else:
-            encode_modbus(point, values[point.id], byte_order=order, enums=profile.enums)
+    check_encodes(profile, run(model, clock, 600, step=5))
+    spec = profile.point("events").event_log
+    assert spec is not None
+    assert model.events(), "a busy morning logs events"
+    for record in model.events():
+        encoded = encode_event_record(spec, record, byte_order=profile.byte_order_of(
+            profile.point("events")), enums=profile.enums)
+        assert len(encoded) == spec.record_size
 
 
 def test_event_records_have_exactly_the_profile_fields(profile: ModbusProfile) -> None:

@@ -3,57 +3,36 @@
 from __future__ import annotations
 
 import itertools
-import operator
-import random
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from device_profiles.codec import encode_bacnet, encode_modbus
-from device_profiles.loader import builtin_profile_dir, load_profiles
-from device_profiles.registers import set_bit
-from device_profiles.schema import BacnetProfile, DeviceProfile, ModbusProfile, PointKind
+from device_profiles.schema import BacnetProfile, DeviceProfile
 from simulators.clock import SimClock
-from simulators.models.base import SimContext, UnknownFault, Value, WriteRefused
+from simulators.models.base import UnknownFault, Value, WriteRefused
 from simulators.models.elevator import ElevatorModel, floor_labels
+from tests.simulators.models import support
+from tests.simulators.models.support import Values, alarm_active, check_encodes, profiles_from
 
-TZ = "Asia/Shanghai"
 FILES = {"elevator-ctl-modbus": "elevator-controller-modbus.yaml",
          "elevator-mon-bacnet": "elevator-monitor-bacnet.yaml"}
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
-    "lt": operator.lt, "le": operator.le}
-Values = dict[str, Value]
 
 
 @pytest.fixture(scope="module")
 def profiles() -> dict[str, DeviceProfile]:
-    loaded = load_profiles([builtin_profile_dir() / name for name in FILES.values()])
-    return {profile_id: loaded.get(profile_id) for profile_id in FILES}
+    return profiles_from(FILES)
 
 
 def make(hour: float = 10.0, options: Mapping[str, Any] | None = None,
          seed: int = 3) -> tuple[ElevatorModel, SimClock]:
-    start = datetime(2024, 5, 6, tzinfo=ZoneInfo(TZ)).timestamp() + hour * 3600.0
-    clock = SimClock(start=start, speed=0, timezone=TZ)
-    model = ElevatorModel("car-1", SimContext(clock=clock, rng=random.Random(seed)),
-                          options or {})
-    return model, clock
+    return support.make(ElevatorModel, "car-1", hour, options, seed)
 
 
 def run(model: ElevatorModel, clock: SimClock, seconds: float, step: float = 1.0) -> list[Values]:
     """Step the model; the values after every step."""
     seen: list[Values] = []
-    done = 0.0
-    while done < seconds - 1e-9:
-        h = min(step, seconds - done)
-        clock.advance(h)
-        model.step(clock.now(), h)
-        seen.append(model.values())
-        done += h
+    support.run(model, clock, seconds, step, watch=seen.append)
     return seen
 
 
@@ -66,23 +45,6 @@ def run_until(model: ElevatorModel, clock: SimClock, test: Callable[[Values], bo
         if test(seen[-1]):
             return seen[-1], seen
     pytest.fail(f"condition not met within {limit} s; last values {seen[-1]}")
-
-
-def holds(profile: DeviceProfile, alarm_id: str, values: Values) -> bool:
-    """The alarm's ``when`` evaluated by hand on model values (no delays)."""
-    rule = next(a for a in profile.alarms if a.id == alarm_id)
-    when = rule.when
-    value = values[when.point]
-    if when.operator == "bit":
-        point = profile.point(when.point)
-        table = {b.name: b.bit for b in profile.bits[point.bits or ""]}
-        bit = when.operand if isinstance(when.operand, int) else table[str(when.operand)]
-        assert isinstance(value, int)
-        return bool(value >> bit & 1)
-    if when.operator == "in":
-        assert isinstance(when.operand, list)
-        return value in when.operand
-    return _COMPARE[when.operator](value, when.operand)
 
 
 def at_a_landing(values: Values) -> bool:
@@ -111,25 +73,11 @@ def test_values_cover_every_point_and_encode(profiles: dict[str, DeviceProfile],
                                              profile_id: str) -> None:
     profile = profiles[profile_id]
     model, clock = make(hour=8.0)
-    ids = {p.id for p in profile.points if p.kind is not PointKind.EVENT_LOG}
     samples = [model.values(), *run(model, clock, 600, step=1.0)]
     model.inject("door_lock_fault", {})
     samples += run(model, clock, 120)
     for values in samples:
-        assert set(values) == ids
-        for point in profile.points:
-            value = values[point.id]
-            if isinstance(profile, ModbusProfile):
-                mpoint = profile.point(point.id)
-                if mpoint.bit is not None:
-                    assert isinstance(value, bool)
-                    set_bit([0], mpoint.bit, value)
-                    continue
-                encode_modbus(mpoint, value, byte_order=profile.byte_order_of(mpoint),
-                              enums=profile.enums)
-            else:
-                assert isinstance(profile, BacnetProfile)
-                encode_bacnet(profile.point(point.id), value, enums=profile.enums)
+        check_encodes(profile, values)
 
 
 def test_both_profiles_share_point_ids_and_alarm_ids(profiles: dict[str, DeviceProfile]) -> None:
@@ -233,10 +181,11 @@ def test_passenger_trapped_until_rescue(profiles: dict[str, DeviceProfile]) -> N
     assert sum(1 for a, b in itertools.pairwise(seen)
                if not a["alarm_button"] and b["alarm_button"]) >= 3
     for profile in profiles.values():
-        assert holds(profile, "passenger_trapped", trapped)
-        assert holds(profile, "controller_fault", trapped)
-        assert holds(profile, "alarm_button_held", next(v for v in seen if v["alarm_button"]))
-        assert not holds(profile, "out_of_service", trapped)
+        assert alarm_active(profile, "passenger_trapped", trapped)
+        assert alarm_active(profile, "controller_fault", trapped)
+        held = next(v for v in seen if v["alarm_button"])
+        assert alarm_active(profile, "alarm_button_held", held)
+        assert not alarm_active(profile, "out_of_service", trapped)
     # rescue: the car creeps to the nearest landing and opens its doors
     model.clear("passenger_trapped", {})
     freed, way = run_until(model, clock, lambda v: v["door_state"] == "open", 120)
@@ -248,7 +197,7 @@ def test_passenger_trapped_until_rescue(profiles: dict[str, DeviceProfile]) -> N
     assert freed["fault_code"] == 0
     assert freed["alarm_button"] is False
     for profile in profiles.values():
-        assert not holds(profile, "passenger_trapped", freed)
+        assert not alarm_active(profile, "passenger_trapped", freed)
     after = run(model, clock, 3600)
     assert not any(v["passenger_trapped"] for v in after)
     assert any(v["run_state"] == "running" for v in after)
@@ -277,9 +226,9 @@ def test_door_lock_fault_holds_car_at_a_floor(profiles: dict[str, DeviceProfile]
     assert last["door_state"] == "open"
     assert last["load_percent"] == 0
     for profile in profiles.values():
-        assert holds(profile, "door_lock_fault", last)
-        assert holds(profile, "out_of_service", last)
-        assert not holds(profile, "passenger_trapped", last)
+        assert alarm_active(profile, "door_lock_fault", last)
+        assert alarm_active(profile, "out_of_service", last)
+        assert not alarm_active(profile, "passenger_trapped", last)
     model.clear("door_lock_fault", {})
     back = run(model, clock, 1800)
     assert back[-1]["mode"] == "automatic"
@@ -296,7 +245,7 @@ def test_overspeed_trips_the_governor(profiles: dict[str, DeviceProfile]) -> Non
     assert stopped["fault_code"] == 33
     assert stopped["speed"] == 0
     for profile in profiles.values():
-        assert holds(profile, "overspeed", stopped)
+        assert alarm_active(profile, "overspeed", stopped)
     later = run(model, clock, 600)
     assert all(v["run_state"] == "emergency_stop" for v in later)
     model.clear("overspeed", {})
@@ -317,7 +266,7 @@ def test_out_of_service_parks_the_car(profiles: dict[str, DeviceProfile]) -> Non
     assert parked[-1]["in_door_zone"] is True
     assert parked[0]["trip_count"] == parked[-1]["trip_count"]
     for profile in profiles.values():
-        assert holds(profile, "out_of_service", parked[-1])
+        assert alarm_active(profile, "out_of_service", parked[-1])
     model.clear("out_of_service", {})
     back = run(model, clock, 1800)
     assert back[-1]["mode"] == "automatic"
@@ -333,7 +282,7 @@ def test_inspection_mode_is_not_an_entrapment(profiles: dict[str, DeviceProfile]
     assert all(float(v["speed"]) <= 0.3 for v in seen)
     assert any(v["run_state"] == "running" for v in seen)  # the technician moves the car
     for profile in profiles.values():
-        assert holds(profile, "inspection_too_long", seen[-1])
+        assert alarm_active(profile, "inspection_too_long", seen[-1])
     model.clear("inspection", {})
     back, _ = run_until(model, clock, at_a_landing, 120)
     assert back["mode"] == "automatic"

@@ -14,11 +14,12 @@ import pytest
 from device_profiles.codec import decode_bacnet, decode_modbus, encode_bacnet, encode_modbus
 from device_profiles.loader import load_profiles
 from device_profiles.registers import set_bit
-from device_profiles.schema import BacnetProfile, Condition, ModbusProfile
+from device_profiles.schema import BacnetProfile, ModbusProfile
 from simulators.clock import SimClock
 from simulators.models.base import SimContext, UnknownFault, Value, WriteRefused
 from simulators.models.fire_panel import FirePanelModel
 from simulators.models.registry import model_class
+from tests.simulators.models.support import holds
 
 PROFILE_DIR = Path(__file__).parents[3] / "device_profiles" / "profiles"
 PROFILE_FILES = [PROFILE_DIR / "fire-panel-bacnet.yaml", PROFILE_DIR / "fire-panel-modbus.yaml"]
@@ -49,18 +50,6 @@ class Panel:
     @property
     def v(self) -> dict[str, Value]:
         return self.model.values()
-
-
-def holds(when: Condition, values: dict[str, Value]) -> bool:
-    """The alarm condition evaluated by hand (the operators these profiles use)."""
-    value = values[when.point]
-    if when.operator == "eq":
-        return value == when.eq
-    if when.operator == "lt":
-        assert isinstance(value, int | float)
-        assert when.lt is not None
-        return value < when.lt
-    raise AssertionError(f"operator {when.operator} not covered here")
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import math
-import operator
-import random
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,33 +12,27 @@ from device_profiles.codec import (
     counter_delta,
     counter_modulus,
     counter_went_backwards,
-    encode_modbus,
 )
-from device_profiles.loader import builtin_profile_dir, load_profiles
 from device_profiles.schema import ModbusProfile
 from simulators.clock import SimClock
-from simulators.models.base import SimContext, UnknownFault, Value, WriteRefused
+from simulators.models.base import UnknownFault, Value, WriteRefused
 from simulators.models.meters import EnergyMeterModel, WaterMeterModel
+from tests.simulators.models import support
+from tests.simulators.models.support import (
+    alarm_active,
+    check_encodes,
+    modbus_profiles_from,
+)
 
-TZ = "Asia/Shanghai"
 FILES = {"energy-meter-3p-modbus": "energy-meter-3ph-modbus.yaml",
          "water-meter-modbus": "water-meter-modbus.yaml"}
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
-    "lt": operator.lt, "le": operator.le}
 
 M = TypeVar("M", EnergyMeterModel, WaterMeterModel)
 
 
 @pytest.fixture(scope="module")
 def profiles() -> dict[str, ModbusProfile]:
-    loaded = load_profiles([builtin_profile_dir() / name for name in FILES.values()])
-    result: dict[str, ModbusProfile] = {}
-    for profile_id in FILES:
-        profile = loaded.get(profile_id)
-        assert isinstance(profile, ModbusProfile)
-        result[profile_id] = profile
-    return result
+    return modbus_profiles_from(FILES)
 
 
 @pytest.fixture
@@ -55,43 +45,15 @@ def water_profile(profiles: dict[str, ModbusProfile]) -> ModbusProfile:
     return profiles["water-meter-modbus"]
 
 
-def clock_at(hour: float) -> SimClock:
-    start = datetime(2024, 5, 6, tzinfo=ZoneInfo(TZ)).timestamp() + hour * 3600.0
-    return SimClock(start=start, speed=0, timezone=TZ)
-
-
 def make(cls: type[M], hour: float = 0.0, options: Mapping[str, Any] | None = None,
          seed: int = 5) -> tuple[M, SimClock]:
-    clock = clock_at(hour)
-    model = cls("meter-1", SimContext(clock=clock, rng=random.Random(seed)), options or {})
-    return model, clock
+    return support.make(cls, "meter-1", hour, options, seed)
 
 
 def run(model: EnergyMeterModel | WaterMeterModel, clock: SimClock, seconds: float,
         step: float = 60.0,
         watch: Callable[[dict[str, Value]], None] | None = None) -> dict[str, Value]:
-    done = 0.0
-    while done < seconds - 1e-9:
-        h = min(step, seconds - done)
-        clock.advance(h)
-        model.step(clock.now(), h)
-        done += h
-        if watch is not None:
-            watch(model.values())
-    return model.values()
-
-
-def alarm_active(profile: ModbusProfile, alarm_id: str, values: Mapping[str, Value]) -> bool:
-    """The alarm's ``when`` condition, evaluated by hand on the model's values."""
-    when = next(a for a in profile.alarms if a.id == alarm_id).when
-    value, op, operand = values[when.point], when.operator, when.operand
-    if op == "bit":
-        names = {b.name: b.bit for b in profile.bits[profile.point(when.point).bits or ""]}
-        index = names[operand] if isinstance(operand, str) else operand
-        assert isinstance(value, int)
-        assert isinstance(index, int)
-        return bool(value >> index & 1)
-    return _COMPARE[op](value, operand)
+    return support.run(model, clock, seconds, step, watch)
 
 
 def active_alarms(profile: ModbusProfile, values: Mapping[str, Value]) -> set[str]:
@@ -106,13 +68,6 @@ def num(values: Mapping[str, Value], point: str) -> float:
     return float(value)
 
 
-def check_encodes(profile: ModbusProfile, values: Mapping[str, Value]) -> None:
-    assert set(values) == {p.id for p in profile.points if p.event_log is None}
-    for point in profile.points:
-        encode_modbus(point, values[point.id], byte_order=profile.byte_order_of(point),
-                      enums=profile.enums)
-
-
 # ---- the profile contract -------------------------------------------------------------
 
 
@@ -121,8 +76,7 @@ def test_values_cover_every_point_and_encode(
         cls: type[EnergyMeterModel] | type[WaterMeterModel],
         profiles: dict[str, ModbusProfile]) -> None:
     profile = profiles[cls.profiles[0]]
-    clock = clock_at(0.0)
-    model = cls("meter-1", SimContext(clock=clock, rng=random.Random(5)), {})
+    model, clock = support.make(cls, "meter-1", seed=5)
     check_encodes(profile, model.values())
     run(model, clock, 86400, step=900,
         watch=lambda values: check_encodes(profile, values))

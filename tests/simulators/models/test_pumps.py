@@ -2,44 +2,35 @@
 
 from __future__ import annotations
 
-import operator
-import random
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from device_profiles.codec import encode_modbus
-from device_profiles.loader import builtin_profile_dir, load_profiles
-from device_profiles.registers import set_bit
-from device_profiles.schema import ModbusProfile, PointKind
+from device_profiles.schema import ModbusProfile
 from simulators.clock import SimClock
-from simulators.models.base import SimContext, UnknownFault, Value, WriteRefused
+from simulators.models.base import UnknownFault, Value, WriteRefused
 from simulators.models.booster import WATER_USE, BoosterPumpSetModel
 from simulators.models.pump_common import day_curve
 from simulators.models.sump import SumpPumpModel
+from tests.simulators.models import support
+from tests.simulators.models.support import (
+    alarm_active,
+    bit,
+    check_encodes,
+    modbus_profiles_from,
+    run,
+)
 
-TZ = "Asia/Shanghai"
 FILES = {"booster-pumpset-modbus": "booster-pump-set-modbus.yaml",
          "sump-pump-modbus": "sump-pump-modbus.yaml"}
-_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge,
-    "lt": operator.lt, "le": operator.le}
 
 Model = BoosterPumpSetModel | SumpPumpModel
 
 
 @pytest.fixture(scope="module")
 def profiles() -> dict[str, ModbusProfile]:
-    loaded = load_profiles([builtin_profile_dir() / name for name in FILES.values()])
-    result: dict[str, ModbusProfile] = {}
-    for profile_id in FILES:
-        profile = loaded.get(profile_id)
-        assert isinstance(profile, ModbusProfile)
-        result[profile_id] = profile
-    return result
+    return modbus_profiles_from(FILES)
 
 
 M = TypeVar("M", bound=BoosterPumpSetModel | SumpPumpModel)
@@ -47,59 +38,7 @@ M = TypeVar("M", bound=BoosterPumpSetModel | SumpPumpModel)
 
 def make(cls: type[M], hour: float = 0.0, options: Mapping[str, Any] | None = None,
         seed: int = 7) -> tuple[M, SimClock]:
-    start = datetime(2024, 5, 6, tzinfo=ZoneInfo(TZ)).timestamp() + hour * 3600.0
-    clock = SimClock(start=start, speed=0, timezone=TZ)
-    model = cls("pumps-1", SimContext(clock=clock, rng=random.Random(seed)), options or {})
-    return model, clock
-
-
-def run(model: Model, clock: SimClock, seconds: float, step: float = 1.0,
-        watch: Callable[[dict[str, Value]], None] | None = None) -> dict[str, Value]:
-    done = 0.0
-    while done < seconds - 1e-9:
-        h = min(step, seconds - done)
-        clock.advance(h)
-        model.step(clock.now(), h)
-        done += h
-        if watch is not None:
-            watch(model.values())
-    return model.values()
-
-
-def alarm_active(profile: ModbusProfile, alarm_id: str, values: Mapping[str, Value]) -> bool:
-    """The alarm's ``when`` condition, evaluated by hand on the model's values."""
-    when = next(a for a in profile.alarms if a.id == alarm_id).when
-    value, op, operand = values[when.point], when.operator, when.operand
-    if op == "bit":
-        names = {b.name: b.bit for b in profile.bits[profile.point(when.point).bits or ""]}
-        index = names[operand] if isinstance(operand, str) else operand
-        assert isinstance(value, int)
-        assert isinstance(index, int)
-        return bool(value >> index & 1)
-    if op == "in":
-        assert isinstance(operand, list)
-        return value in operand
-    return _COMPARE[op](value, operand)
-
-
-def bit(profile: ModbusProfile, values: Mapping[str, Value], point: str, name: str) -> bool:
-    number = next(b.bit for b in profile.bits[profile.point(point).bits or ""] if b.name == name)
-    word = values[point]
-    assert isinstance(word, int)
-    return bool(word >> number & 1)
-
-
-def check_points(profile: ModbusProfile, values: Mapping[str, Value]) -> None:
-    expected = {p.id for p in profile.points if p.kind is not PointKind.EVENT_LOG}
-    assert set(values) == expected
-    for point in profile.points:
-        value = values[point.id]
-        if point.bit is not None:
-            assert isinstance(value, bool)
-            set_bit([0] * point.width, point.bit, value)
-        else:
-            encode_modbus(point, value, byte_order=profile.byte_order_of(point),
-                          enums=profile.enums)
+    return support.make(cls, "pumps-1", hour, options, seed)
 
 
 # --- both models -----------------------------------------------------------------------
@@ -111,12 +50,12 @@ def test_values_cover_the_profile_and_encode(
     model, clock = make(cls, hour=6.0)
     (profile_id,) = cls.profiles
     profile = profiles[profile_id]
-    check_points(profile, model.values())
-    run(model, clock, 3 * 3600, step=60.0, watch=lambda v: check_points(profile, v))
+    check_encodes(profile, model.values())
+    run(model, clock, 3 * 3600, step=60.0, watch=lambda v: check_encodes(profile, v))
     fault = "pump_trip" if cls is BoosterPumpSetModel else "pump_fail"
     model.inject(fault, {})
     model.inject("tank_low" if cls is BoosterPumpSetModel else "high_inflow", {})
-    run(model, clock, 2 * 3600, step=30.0, watch=lambda v: check_points(profile, v))
+    run(model, clock, 2 * 3600, step=30.0, watch=lambda v: check_encodes(profile, v))
 
 
 @pytest.mark.parametrize("cls", [BoosterPumpSetModel, SumpPumpModel])
@@ -125,7 +64,7 @@ def test_big_clock_jumps_stay_physical(cls: type[Model],
     model, clock = make(cls)
     for _ in range(48):
         values = run(model, clock, 3600.0, step=3600.0)
-        check_points(profiles[cls.profiles[0]], values)
+        check_encodes(profiles[cls.profiles[0]], values)
         if isinstance(model, BoosterPumpSetModel):
             assert 0.0 <= model.level_pct <= 100.0
             assert 0.0 <= model.pressure <= 1.0
