@@ -1,0 +1,148 @@
+"""The alarm service behind ingest: an :class:`~cloud.ingest.pipeline.EventSink`.
+
+- ``kind: alarm`` events raise (``state: active``) or clear (any other state) the alarm
+  ``(site, gateway, device, name)``. Priority, category and texts come from the device's
+  profile in the :class:`~cloud.alarms.catalogue.AlarmCatalogue`; alarms the catalogue does
+  not know (``comm_loss``) use the event's ``severity`` and ``detail`` texts.
+- ``kind: state`` events named ``counter_backwards`` raise and at once clear the one-shot
+  alarm ``counter_backwards:<point>`` (it stays open, ``unack_rtn``, until acknowledged).
+- Other events (access decisions, write outcomes) are not alarms and are ignored here.
+
+Times are the cloud's receive times (the edge's ``ts`` is kept in ``detail.edge_ts``), so
+re-alarm and escalation run on one clock. A new alarm is born suppressed when its device is
+offline (``device_offline``) or a suppression rule holds (the rule id); the periodic job
+keeps that up to date afterwards. A batch is applied in one transaction; if that fails,
+event by event, so one bad event costs only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cloud.alarms.catalogue import AlarmCatalogue
+from cloud.alarms.rules import BACKWARDS as COUNTER_BACKWARDS
+from cloud.alarms.rules import backwards_texts
+from cloud.alarms.service import AlarmService, AlarmSpec
+from cloud.alarms.settings import AlarmSettings
+from cloud.alarms.suppression import DeviceKey, LatestValues, design_suppression, latest_values
+from cloud.db.engine import Database
+from cloud.ingest.pipeline import IngestedEvent
+from cloud.timeseries.base import TimeSeriesStore
+
+__all__ = ["AlarmEventSink"]
+
+log = logging.getLogger(__name__)
+
+
+class AlarmEventSink:
+    """Turns accepted edge events into alarm changes (see the module docstring)."""
+
+    def __init__(self, db: Database, service: AlarmService, catalogue: AlarmCatalogue, *,
+                 store: TimeSeriesStore | None = None) -> None:
+        self.db, self.service, self.catalogue, self.store = db, service, catalogue, store
+        self.raised = self.cleared = self.failed = 0
+
+    async def handle(self, events: Sequence[IngestedEvent]) -> None:
+        relevant = [e for e in events if e.event.kind == "alarm"
+                    or (e.event.kind == "state" and e.event.name == COUNTER_BACKWARDS)]
+        if not relevant:
+            return
+        relevant.sort(key=lambda e: (e.received_ms, e.event.ts))
+        values: LatestValues = {}
+        if self.store is not None:
+            wanted = {(e.site, e.gateway, e.device) for e in relevant
+                      if e.event.state == "active"
+                      and _may_suppress(self.service.settings, e.event.name)}
+            values = await latest_values(self.store, wanted)
+        try:
+            await asyncio.to_thread(self._apply, relevant, values)
+        except Exception:
+            log.exception("alarm batch of %d event(s) failed; applying one by one",
+                          len(relevant))
+            for item in relevant:
+                try:
+                    await asyncio.to_thread(self._apply, [item], values)
+                except Exception:
+                    self.failed += 1
+                    log.exception("alarm event %s/%s/%s %s lost", item.site, item.gateway,
+                                  item.device, item.event.name)
+
+    def _apply(self, events: Sequence[IngestedEvent], values: LatestValues) -> None:
+        with self.db.transaction() as session:
+            for item in events:
+                self.apply(session, item, values)
+
+    def apply(self, session: Session, item: IngestedEvent, values: LatestValues) -> None:
+        e = item.event
+        now = item.received_ms
+        if e.kind == "state":  # counter_backwards: a one-shot alarm
+            point = str(e.detail.get("point", "counter"))
+            spec = self._spec(session, item, f"{COUNTER_BACKWARDS}:{point}", values)
+            self.service.raise_(session, spec, now,
+                                suppressed=self._suppressed(session, item, spec.name, values))
+            self.service.clear(session, item.site, item.gateway, item.device, spec.name, now)
+            self.raised += 1
+            return
+        if e.state == "active":
+            spec = self._spec(session, item, e.name, values)
+            self.service.raise_(session, spec, now,
+                                suppressed=self._suppressed(session, item, e.name, values))
+            self.raised += 1
+        else:
+            self.service.clear(session, item.site, item.gateway, item.device, e.name, now)
+            self.cleared += 1
+
+    def _spec(self, session: Session, item: IngestedEvent, name: str,
+              values: LatestValues) -> AlarmSpec:
+        e = item.event
+        profile = _profile(session, item)
+        info = self.catalogue.lookup(profile, e.name)
+        detail: dict[str, Any] = {"edge_ts": e.ts, "event_id": e.event_id}
+        if e.value is not None:
+            detail["value"] = e.value
+        detail.update({k: v for k, v in e.detail.items() if not k.startswith("text_")})
+        if info is not None:
+            return AlarmSpec(item.site, item.gateway, item.device, name, "edge", info.priority,
+                             info.category, info.text_en, info.text_zh, detail)
+        en, zh = _fallback(name, item.device, detail)
+        text_en = _text(e.detail, "text_en") or en
+        text_zh = _text(e.detail, "text_zh") or zh
+        category = _text(e.detail, "category") or self.catalogue.category_of(profile)
+        priority = e.severity or "medium"
+        return AlarmSpec(item.site, item.gateway, item.device, name, "edge", priority,
+                         category, text_en, text_zh, detail)
+
+    def _suppressed(self, session: Session, item: IngestedEvent, name: str,
+                    values: LatestValues) -> str | None:
+        settings: AlarmSettings = self.service.settings_for(session, item.site)
+        key: DeviceKey = (item.site, item.gateway, item.device)
+        return design_suppression(session, settings, key, _profile(session, item), name,
+                                  values.get(key, {}))
+
+
+def _may_suppress(settings: AlarmSettings, name: str) -> bool:
+    return any(rule.matches_alarm(name) for rule in settings.suppression)
+
+
+def _profile(session: Session, item: IngestedEvent) -> str | None:
+    from cloud.db.models import Device
+
+    device = session.get(Device, (item.site, item.gateway, item.device))
+    return None if device is None else device.profile
+
+
+def _text(detail: Mapping[str, Any], key: str) -> str | None:
+    value = detail.get(key)
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _fallback(name: str, device: str, detail: Mapping[str, Any]) -> tuple[str, str]:
+    if name.startswith(COUNTER_BACKWARDS):
+        return backwards_texts(device, str(detail.get("point", "?")), detail.get("previous"),
+                               detail.get("value", "?"))
+    return f"{device}: {name.replace('_', ' ')}", f"{device}：{name}"
