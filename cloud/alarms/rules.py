@@ -84,7 +84,8 @@ def backwards_texts(device: str, point: str, previous: object, current: object) 
     """English and Chinese text of a counter that went backwards."""
     return (f"Counter {point} of {device} went backwards ({previous} → {current}): "
             "meter replaced, reset or faulty.",
-            f"{device} 的计数器 {point} 出现倒退（{previous} → {current}）：表计被更换、清零或故障。")
+            f"{device} 的计数器 {point} 出现倒退（{previous} → {current}）："
+            "表计被更换、清零或故障。")
 
 
 class CloudRules:
