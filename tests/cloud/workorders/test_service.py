@@ -193,12 +193,17 @@ def test_no_breach_while_on_hold_and_late_milestones_are_recorded(seeded: Databa
             "arrive", T0_MS + 620 * M, T0_MS + 640 * M)
 
 
+def _resolved_at_minute_2(db: Database, title: str) -> WorkOrder:
+    """A normal work order, assigned, accepted, started and resolved in two minutes."""
+    order = _new(db, priority="normal", category="general", title=title)
+    _do(db, order.id, "assign", SUPERVISOR, T0_MS, assignee="engineer-a")
+    _do(db, order.id, "accept", ENGINEER, T0_MS + M)
+    _do(db, order.id, "start", ENGINEER, T0_MS + M)
+    return _do(db, order.id, "resolve", ENGINEER, T0_MS + 2 * M, comment="fixed")
+
+
 def test_follow_up_deadline_is_checked(seeded: Database) -> None:
-    order = _new(seeded, priority="normal", category="general", title="Lobby light out")
-    _do(seeded, order.id, "assign", SUPERVISOR, T0_MS, assignee="engineer-a")
-    _do(seeded, order.id, "accept", ENGINEER, T0_MS + M)
-    _do(seeded, order.id, "start", ENGINEER, T0_MS + M)
-    _do(seeded, order.id, "resolve", ENGINEER, T0_MS + 2 * M, comment="lamp replaced")
+    _resolved_at_minute_2(seeded, "Lobby light out")
     with seeded.transaction() as session:
         assert check_sla(session, T0_MS + 2 * M + 24 * 60 * M) == []
         [breach] = check_sla(session, T0_MS + 3 * M + 24 * 60 * M)
@@ -206,11 +211,7 @@ def test_follow_up_deadline_is_checked(seeded: Database) -> None:
 
 
 def test_reopen_restarts_the_resolution_clock(seeded: Database) -> None:
-    order = _new(seeded, priority="normal", category="general", title="Door closer broken")
-    _do(seeded, order.id, "assign", SUPERVISOR, T0_MS, assignee="engineer-a")
-    _do(seeded, order.id, "accept", ENGINEER, T0_MS + M)
-    _do(seeded, order.id, "start", ENGINEER, T0_MS + M)
-    _do(seeded, order.id, "resolve", ENGINEER, T0_MS + 2 * M, comment="adjusted")
+    order = _resolved_at_minute_2(seeded, "Door closer broken")
     reopened = _do(seeded, order.id, "reopen", SUPERVISOR, T0_MS + 100 * M,
                    comment="resident says it slams again")
     assert reopened.state == "reopened"
