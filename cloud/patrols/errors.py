@@ -43,9 +43,11 @@ class PatrolConfigError(PatrolError):
 
 
 class TapRejected(PatrolError):
-    """A tap was refused; ``kind`` is the patrol exception kind it is recorded as."""
+    """A tap was refused; ``kind`` is the patrol exception kind it is recorded as, and
+    ``checkpoint_id`` the checkpoint it claimed to be (when known)."""
 
     kind = "rejected"
+    checkpoint_id: int | None = None
 
 
 class MalformedTap(TapRejected):
