@@ -160,12 +160,14 @@ def test_concurrent_burst_makes_one_open_work_order(pg: Database, hasher: Passwo
                 for device in devices:
                     service.clear(session, "alpha", "gw3", device, "fault-0", T0_MS + M)
         barrier = threading.Barrier(len(devices))
+        name, at_ms = f"fault-{round_ % 2}", T0_MS + round_ * M
 
-        def worker(device: str, at_ms: int = T0_MS + round_ * M) -> None:
+        def worker(device: str, barrier: threading.Barrier = barrier, name: str = name,
+                   at_ms: int = at_ms) -> None:
             try:
                 barrier.wait(timeout=30)
                 with pg.transaction() as session:
-                    service.raise_(session, _spec(device, name=f"fault-{round_ % 2}"), at_ms)
+                    service.raise_(session, _spec(device, name=name), at_ms)
             except BaseException as exc:  # reported below
                 errors.append(exc)
 
