@@ -196,10 +196,14 @@ class GatewayMetrics:
     def mqtt_reconnect(self) -> None:
         self._reconnects.inc()
 
-    def mqtt(self, connected: bool, reconnects_total: int) -> None:
-        """Sync from the publisher's own figures (state now, reconnects since it started)."""
+    def mqtt(self, connected: bool, reconnects_total: int,
+             published_total: int | None = None) -> None:
+        """Sync from the publisher's own figures (state now; reconnects and messages the
+        broker acknowledged since it started)."""
         self._mqtt_connected.set(1 if connected else 0)
         self._reconnects.inc(self._delta("reconnects", reconnects_total))
+        if published_total is not None:
+            self._messages.inc(self._delta("published", published_total))
 
     def event(self, kind: str) -> None:
         """An event message (alarm, access, state) was queued for publishing."""

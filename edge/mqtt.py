@@ -1,6 +1,6 @@
 """The MQTT publisher: drains the durable outbox to the broker, in order, QoS 1.
 
-The only module of :mod:`edge` importing aiomqtt / paho-mqtt. Per connection:
+Per connection (:mod:`edge.mqtt_client` drives paho-mqtt on the asyncio loop):
 
 1. connect (MQTT 5; with ``protocol: auto`` a broker answering "unsupported protocol
    version" gets 3.1.1, logged) with a persistent session (5: ``clean_start=False`` and
@@ -12,6 +12,10 @@ The only module of :mod:`edge` importing aiomqtt / paho-mqtt. Per connection:
    publishes in flight (capped by the broker's MQTT 5 Receive Maximum), acking each id
    after its PUBACK.
 
+Reconnects back off from :data:`BACKOFF_MIN` doubling to :data:`BACKOFF_MAX` (5 s),
+each delay jittered by ±20%, so a broker that comes back is found within ~6 s and a
+fleet of gateways does not reconnect in step.
+
 Ordering and loss: publishes leave in id order on one connection and the broker keeps
 that order. Every connection starts again from the oldest unacked message, so a message
 whose PUBACK was lost is sent again (a duplicate: the cloud drops redeliveries by
@@ -19,8 +23,8 @@ whose PUBACK was lost is sent again (a duplicate: the cloud drops redeliveries b
 message acked, an earlier one not" only happens when one publish fails on its own; the
 earlier one is then re-sent after the later one. Publishes have no timeout of their
 own: a silent broker is found by the MQTT keepalive, which drops the connection. A
-MQTT 5 PUBACK with a failure reason code (an ACL refusal) is invisible through aiomqtt
-and counts as delivered; a message paho cannot encode is logged and dropped.
+MQTT 5 PUBACK with a failure reason code (an ACL refusal) is logged and the message
+dropped (counted in :attr:`MqttPublisher.dropped`), as is a message paho cannot encode.
 
 :meth:`MqttPublisher.stop` publishes the retained offline status (the will with
 ``reason: "shutdown"``) and disconnects cleanly. Cancelling :meth:`~MqttPublisher.run`
@@ -38,58 +42,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
-import socket
 import time
 from collections.abc import Callable
-from typing import Any
-
-import aiomqtt
-from aiomqtt.exceptions import MqttConnectError
-from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from edge.command_inbox import CommandHandler, CommandInbox
 from edge.config import MqttConfig
-from edge.errors import BrokerUnavailable, PublishError
+from edge.errors import PublishError
+from edge.mqtt_client import MqttConnection, ProtocolRefused, open_connection
 from edge.outbox import Outbox, OutMessage
-from edge.outbox_drain import STOP_TIMEOUT, OutboxDrain, Publish
-from edge.tls import tls_context, tls_failure
+from edge.outbox_drain import STOP_TIMEOUT, OutboxDrain, Send
 from towerwatch.contract import Will, command_filter, decode, encode, status_topic, topic_matches
 
 log = logging.getLogger(__name__)
-_library_log = logging.getLogger(f"{__name__}.paho")
-
-
-def _to_debug(record: logging.LogRecord) -> bool:
-    """paho logs a dropped connection at ERROR; we report it ourselves (once)."""
-    record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-    return _library_log.isEnabledFor(logging.DEBUG)
-
-
-_library_log.addFilter(_to_debug)
 
 SESSION_EXPIRY = 7 * 24 * 3600
 """Seconds the broker keeps the gateway's MQTT 5 session (subscription, queued commands)."""
-BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 5.0
+"""Reconnect delays (s): doubling from the first to the cap, each jittered by ±20%."""
 CONNECT_TIMEOUT = 10.0
-_UNSUPPORTED_PROTOCOL = 132  # MQTT 5 CONNACK reason; paho maps a 3.1.1 broker's rc 1 to it
 
 
-def _connect_error(exc: BaseException, url: str) -> BrokerUnavailable:
-    if (tls := tls_failure(exc, url)) is not None:
-        return tls
-    if isinstance(exc, MqttConnectError):
-        return BrokerUnavailable(f"broker {url} refused the connection: {exc}")
-    return BrokerUnavailable(f"cannot connect to {url}: {exc}")
-
-
-def _bytes(payload: Any) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return b"" if payload is None else str(payload).encode()
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """The delay before reconnect ``attempt`` (1, 2, ...): capped, jittered, never below
+    :data:`BACKOFF_MIN`."""
+    base = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(attempt - 1, 30))
+    delay: float = base * rng.uniform(0.8, 1.2)
+    return max(BACKOFF_MIN, delay)
 
 
 class MqttPublisher:
@@ -131,6 +110,11 @@ class MqttPublisher:
     def published(self) -> int:
         """Outbox messages the broker acknowledged."""
         return self._drain.published
+
+    @property
+    def dropped(self) -> int:
+        """Outbox messages dropped unsent: not encodable, or refused by the broker."""
+        return self._drain.dropped
 
     @property
     def connected(self) -> bool:
@@ -194,10 +178,9 @@ class MqttPublisher:
                 if self._stopping.is_set():
                     break
                 self._attempt += 1
-                base = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** (self._attempt - 1))
-                delay = min(BACKOFF_MAX, max(BACKOFF_MIN, base * self._rng.uniform(0.8, 1.2)))
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    await asyncio.wait_for(self._stopping.wait(),
+                                           backoff_delay(self._attempt, self._rng))
         finally:
             self._running = False
             self._up.clear()
@@ -208,114 +191,42 @@ class MqttPublisher:
 
     # -- one connection --------------------------------------------------------------------
     async def _session(self) -> None:
-        client = await self._connect()
+        connection = await self._connect()
         self._connected_now()
         graceful = False
         try:
-            await self._serve(client)
+            await self._serve(connection)
             graceful = self._graceful
-        except aiomqtt.MqttError as exc:
-            reason = exc.__cause__ or exc
-            raise PublishError(f"connection to {self._config.url} lost: {reason}") from exc
         finally:
             if self._up.is_set():
                 self._up.clear()
                 self._since = time.time()
-            await self._close(client, graceful)
+            await self._close(connection, graceful)
 
-    async def _connect(self) -> aiomqtt.Client:
+    async def _connect(self) -> MqttConnection:
         while True:
-            client = self._make_client()
-            entering = asyncio.ensure_future(client.__aenter__())
             try:
-                await asyncio.shield(entering)
-            except asyncio.CancelledError:
-                # Let the connect (in paho's executor thread) finish, then drop it.
-                await asyncio.wait({entering}, timeout=2 * CONNECT_TIMEOUT)
-                if (entering.done() and not entering.cancelled()
-                        and entering.exception() is None):
-                    await self._abort(client)
-                raise
-            except (aiomqtt.MqttError, OSError) as exc:
-                rc = getattr(exc, "rc", None)
-                if (isinstance(exc, MqttConnectError) and self._config.protocol == "auto"
-                        and self._protocol == "5"
-                        and getattr(rc, "value", rc) == _UNSUPPORTED_PROTOCOL):
+                connection = await open_connection(
+                    self._config, client_id=self.client_id, v5=self._protocol == "5",
+                    will_topic=self._status_topic, will=self._will,
+                    session_expiry=SESSION_EXPIRY, within=self._timeout,
+                    on_message=self._command if self._inbox is not None else None)
+            except ProtocolRefused:
+                if self._config.protocol == "auto" and self._protocol == "5":
                     log.warning("MQTT broker %s does not support MQTT 5; using MQTT 3.1.1",
                                 self._config.url)
                     self._protocol = "3.1.1"
                     continue
-                raise _connect_error(exc, self._config.url) from exc
-            return client
-
-    def _make_client(self) -> aiomqtt.Client:
-        v5 = self._protocol == "5"
-        try:
-            password = self._config.password()
-        except (OSError, ValueError) as exc:
-            raise BrokerUnavailable(f"cannot read the MQTT password: {exc}") from exc
-        properties = None
-        if v5:
-            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-            properties.SessionExpiryInterval = SESSION_EXPIRY
-        client = aiomqtt.Client(
-            self._config.host, self._config.port,
-            username=self._config.username, password=password,
-            identifier=self.client_id,
-            protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
-            will=aiomqtt.Will(self._status_topic, self._will, qos=1, retain=True),
-            clean_session=None if v5 else False,
-            clean_start=False if v5 else MQTT_CLEAN_START_FIRST_ONLY,  # 3.1.1: paho's default
-            keepalive=self._config.keepalive,
-            max_inflight_messages=self._config.max_inflight,
-            timeout=CONNECT_TIMEOUT,
-            properties=properties,
-            tls_context=tls_context(self._config) if self._config.tls else None,
-            logger=_library_log,
-        )
-        # aiomqtt does not expose CONNACK properties: note the broker's Receive Maximum.
-        paho = client._client
-        aiomqtt_on_connect = paho.on_connect
-
-        def on_connect(*args: Any) -> None:
-            properties = args[4] if len(args) > 4 else None
-            receive_max = getattr(properties, "ReceiveMaximum", None)
-            self._receive_max = int(receive_max) if receive_max else None
-            aiomqtt_on_connect(*args)  # type: ignore[misc]
-
-        paho.on_connect = on_connect
-        paho.on_socket_register_write = self._register_write(client)
-        return client
-
-    @staticmethod
-    def _register_write(client: aiomqtt.Client) -> Callable[..., None]:
-        """aiomqtt's write-readiness hook, minus a race: it schedules ``add_writer(fd)``
-        for later, and when paho closes the socket first (connection lost) the loop
-        logs EBADF at ERROR, or watches a reused fd. This one checks the socket first."""
-        loop = asyncio.get_running_loop()
-
-        def register(paho: Any, _userdata: Any, sock: Any) -> None:
-            def writable() -> None:
-                try:
-                    paho.loop_write()
-                except Exception as exc:
-                    if not client._disconnected.done():
-                        client._disconnected.set_exception(exc)
-
-            def add() -> None:
-                if paho.socket() is sock:
-                    loop.add_writer(sock.fileno(), writable)
-
-            loop.call_soon_threadsafe(add)
-
-        return register
+                raise
+            self._receive_max = connection.receive_max
+            return connection
 
     def _connected_now(self) -> None:
         self._sessions += 1
         if self._sessions > 1:
             self.reconnects += 1
         log.info("MQTT connected to %s as %s (MQTT %s%s)", self._config.url,
-                self.client_id, self._protocol, ", recovered" if self._failing else "")
+                 self.client_id, self._protocol, ", recovered" if self._failing else "")
         self._failing = False
         self._attempt = 0
 
@@ -329,92 +240,64 @@ class MqttPublisher:
         self._failing = True
         log.warning("MQTT: %s (retrying with backoff; logged at DEBUG until it recovers)", exc)
 
-    async def _serve(self, client: aiomqtt.Client) -> None:
+    async def _serve(self, connection: MqttConnection) -> None:
         if self._stopping.is_set():
             return
-        limit = self.inflight_limit
-        client.pending_calls_threshold = limit + 16
-        await client.publish(self._status_topic, self._birth(), qos=1, retain=True,
-                             timeout=self._timeout)
+        await connection.wait_for(connection.publish(self._status_topic, self._birth(), 1, True),
+                                self._timeout, "PUBACK of the birth")
         if self._inbox is not None:
-            await client.subscribe(self._command_filter, qos=1, timeout=self._timeout)
+            await connection.subscribe(self._command_filter, 1, self._timeout)
         self._up.set()  # connected: birth published, commands subscribed
         self._since = time.time()
-        listen = asyncio.create_task(self._listen(client), name="mqtt-listen")
-        drain = asyncio.create_task(self._drain.run(self._publisher(client), limit),
-                                    name="mqtt-drain")
+        drain = asyncio.create_task(self._drain.run(self._sender(connection),
+                                                    self.inflight_limit), name="mqtt-drain")
         try:
-            done, _ = await asyncio.wait({listen, drain}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({drain, connection.lost}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            listen.cancel()
             drain.cancel()
-            await asyncio.gather(listen, drain, return_exceptions=True)
-        for task in (drain, listen):
-            if task in done and not task.cancelled():
-                task.result()  # raises the connection or outbox error
-        if listen in done:
-            raise aiomqtt.MqttError("message stream ended")
+            await asyncio.gather(drain, return_exceptions=True)
+        if connection.lost.done():
+            connection.lost.result()  # raises why the connection ended
+            raise PublishError(f"connection to {self._config.url} closed")
+        if not drain.cancelled():
+            drain.result()  # raises an outbox error
 
-    async def _listen(self, client: aiomqtt.Client) -> None:
-        """Receive commands; raises MqttError as soon as the connection drops."""
-        async for message in client.messages:
-            topic = str(message.topic)
-            if self._inbox is None or not topic_matches(self._command_filter, topic):
-                continue
-            self._inbox.put(topic, _bytes(message.payload))
+    def _command(self, topic: str, payload: bytes) -> None:
+        if self._inbox is not None and topic_matches(self._command_filter, topic):
+            self._inbox.put(topic, payload)
 
-    # -- draining the outbox ---------------------------------------------------------------
     @staticmethod
-    def _publisher(client: aiomqtt.Client) -> Publish:
-        """The drain's publish call on this connection: a message paho cannot encode is
+    def _sender(connection: MqttConnection) -> Send:
+        """The drain's send call on this connection: a message paho cannot encode is
         logged and dropped."""
+        loop = asyncio.get_running_loop()
+        publish = connection.publish
 
-        async def publish(message: OutMessage) -> bool:
+        def send(message: OutMessage) -> asyncio.Future[bool]:
             try:
-                await client.publish(message.topic, message.payload, qos=message.qos,
-                                     retain=message.retain, timeout=math.inf)
+                return publish(message.topic, message.payload, message.qos, message.retain)
             except ValueError as exc:
                 log.error("dropping outbox message %d on %s: cannot be published: %s",
                           message.id, message.topic, exc)
-                return False
-            return True
+                dropped: asyncio.Future[bool] = loop.create_future()
+                dropped.set_result(False)
+                return dropped
 
-        return publish
+        return send
 
     # -- ending a connection ---------------------------------------------------------------
     def _offline_payload(self) -> bytes:
         return encode(Will(state="offline", boot_id=self._will_model.boot_id,
                            ts=int(time.time() * 1000), reason="shutdown"))
 
-    async def _close(self, client: aiomqtt.Client, graceful: bool) -> None:
-        if graceful:
+    async def _close(self, connection: MqttConnection, graceful: bool) -> None:
+        if graceful and not connection.lost.done():
             try:
-                await client.publish(self._status_topic, self._offline_payload(), qos=1,
-                                     retain=True, timeout=STOP_TIMEOUT)
-                await client.__aexit__(None, None, None)  # DISCONNECT: the will is discarded
+                await connection.wait_for(
+                    connection.publish(self._status_topic, self._offline_payload(), 1, True),
+                    STOP_TIMEOUT, "PUBACK of the offline status")
+                await connection.disconnect(STOP_TIMEOUT)  # the will is discarded
                 return
-            except aiomqtt.MqttError as exc:
+            except PublishError as exc:
                 log.warning("MQTT: could not publish the offline status: %s", exc)
-        await self._abort(client)
-
-    async def _abort(self, client: aiomqtt.Client) -> None:
-        """Drop the connection without DISCONNECT: the broker publishes the will.
-
-        aiomqtt has no such call; it keeps the paho client in ``_client``.
-        """
-        paho = client._client
-        sock = paho.socket()
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-            for _ in range(100):  # paho notices the EOF on its next read and closes
-                if paho.socket() is None:
-                    break
-                await asyncio.sleep(0.01)
-            else:
-                paho._sock_close()
-        disconnected = client._disconnected
-        if disconnected.done() and not disconnected.cancelled():
-            disconnected.exception()  # retrieved: no "never retrieved" noise
-        with contextlib.suppress(aiomqtt.MqttError):
-            await client.__aexit__(None, None, None)
+        connection.abort()

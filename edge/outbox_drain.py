@@ -1,16 +1,20 @@
 """Draining the outbox over one connection: in id order, a bounded number in flight.
 
 The MQTT publisher (:mod:`edge.mqtt`) drains on each connection with that connection's
-publish call; nothing here knows MQTT. A drain starts from the oldest unacked message,
-keeps up to ``limit`` publishes in flight and acks each id once its publish returned
-(in batches of :data:`ACK_BATCH`, or fewer when nothing is in flight). A publish that
-raises ends the drain with that error, its message unacked for the next connection.
+send call; nothing here knows MQTT. A drain starts from the oldest unacked message and
+keeps up to ``limit`` messages in flight. ``send`` puts a message on the wire at once
+and returns a future that the broker's acknowledgement resolves; each id is acked in
+the outbox once its future is done (in batches of :data:`ACK_BATCH`, or fewer when
+nothing is in flight). No task is made per message.
+
+A message whose future never resolves (the connection was lost) stays unacked, and the
+next connection sends it again. A ``send`` that raises ends the drain with that error.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from edge.outbox import Outbox, OutMessage
 
@@ -19,15 +23,16 @@ ACK_BATCH = 64  # acks written per outbox transaction (or fewer when nothing is 
 STOP_TIMEOUT = 5.0
 """Seconds a graceful stop waits for the publishes in flight (and the offline status)."""
 
-Publish = Callable[[OutMessage], Awaitable[bool]]
-"""Sends one message; True once acknowledged, False when it was dropped (acked unsent)."""
+Send = Callable[[OutMessage], "asyncio.Future[bool]"]
+"""Sends one message; its future is True once acknowledged, False when the message was
+dropped (acked unsent: it cannot be published, or the broker refused it)."""
 
 
 class OutboxDrain:
     """The publishing side of an :class:`~edge.outbox.Outbox`, for one publisher.
 
-    ``stopping`` ends a drain; ``graceful()`` then says whether the publishes in flight
-    may finish (up to :data:`STOP_TIMEOUT`) or are cancelled.
+    ``stopping`` ends a drain; ``graceful()`` then says whether the messages in flight
+    may be waited for (up to :data:`STOP_TIMEOUT`) or are left for the next run.
     """
 
     def __init__(self, outbox: Outbox, *, stopping: asyncio.Event,
@@ -36,67 +41,75 @@ class OutboxDrain:
         self._stopping = stopping
         self._graceful = graceful
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
         self._acked: list[int] = []
-        self._inflight = 0
+        self._inflight: set[int] = set()
+        self._run = 0
         self.published = 0
         """Outbox messages the broker acknowledged."""
+        self.dropped = 0
+        """Outbox messages acked without being delivered (unencodable, refused)."""
 
     def notify(self) -> None:
         """New messages were put in the outbox, or the drain is to stop: wake it."""
         self._wake.set()
+        self._room.set()
 
-    async def run(self, publish: Publish, limit: int) -> None:
+    async def run(self, send: Send, limit: int) -> None:
         """Publish from the oldest unacked message on; returns only when stopping."""
-        slots = asyncio.Semaphore(limit)
-        tasks: set[asyncio.Task[None]] = set()
-        failures: list[BaseException] = []
-
-        def finished(task: asyncio.Task[None]) -> None:
-            tasks.discard(task)
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                failures.append(exc)
-                self._wake.set()
-
+        self._run += 1
+        run = self._run
+        self._inflight = set()
+        inflight = self._inflight
         after = 0
         try:
-            while not failures and not self._stopping.is_set():
+            while not self._stopping.is_set():
                 self._wake.clear()
                 batch = self._outbox.pending(after, BATCH)
                 if not batch:
                     await self._wake.wait()
                     continue
                 for message in batch:
-                    await slots.acquire()
-                    if failures or self._stopping.is_set():
-                        slots.release()
+                    while len(inflight) >= limit and not self._stopping.is_set():
+                        self._room.clear()
+                        await self._room.wait()
+                    if self._stopping.is_set():
                         break
-                    self._inflight += 1
-                    task = asyncio.create_task(self._publish(publish, message, slots))
-                    tasks.add(task)
-                    task.add_done_callback(finished)
+                    future = send(message)
+                    inflight.add(message.id)
+                    future.add_done_callback(self._done_callback(run, message.id))
                     after = message.id
-            if tasks and self._graceful() and not failures:
-                await asyncio.wait(set(tasks), timeout=STOP_TIMEOUT)
-            if failures:
-                raise failures[0]
+            if inflight and self._graceful():
+                await self._settled(STOP_TIMEOUT)
         finally:
-            pending = list(tasks)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            self._run += 1  # acks arriving after this drain ended are the next run's concern
             self._flush_acks()
 
-    async def _publish(self, publish: Publish, message: OutMessage,
-                       slots: asyncio.Semaphore) -> None:
-        try:
-            if await publish(message):
+    async def _settled(self, within: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while self._inflight and (left := deadline - loop.time()) > 0:
+            self._room.clear()
+            try:
+                await asyncio.wait_for(self._room.wait(), left)
+            except TimeoutError:
+                return
+
+    def _done_callback(self, run: int, message_id: int) -> Callable[[asyncio.Future[bool]], None]:
+        def done(future: asyncio.Future[bool]) -> None:
+            if future.cancelled() or future.exception() is not None or run != self._run:
+                return
+            self._inflight.discard(message_id)
+            if future.result():
                 self.published += 1
-        finally:
-            self._inflight -= 1
-            slots.release()
-        self._acked.append(message.id)
-        if len(self._acked) >= ACK_BATCH or self._inflight == 0:
-            self._flush_acks()
+            else:
+                self.dropped += 1
+            self._acked.append(message_id)
+            if len(self._acked) >= ACK_BATCH or not self._inflight:
+                self._flush_acks()
+            self._room.set()
+
+        return done
 
     def _flush_acks(self) -> None:
         if self._acked:

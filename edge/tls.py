@@ -1,6 +1,6 @@
 """TLS to the MQTT broker: the client context, and TLS failures named as such.
 
-Standard library only (:mod:`edge.mqtt` is the one aiomqtt / paho importer). The
+Standard library only (:mod:`edge.mqtt_client` is the one paho importer). The
 context verifies the certificate and host name against ``ca_file`` or the system store;
 there is no plaintext fallback.
 """
@@ -48,7 +48,7 @@ def tls_context(config: MqttConfig) -> ssl.SSLContext:
 
 def tls_failure(exc: BaseException, url: str) -> BrokerUnavailable | None:
     """What a failed connect to ``url`` says when TLS failed; None when TLS did not."""
-    cause = exc.__cause__ or exc.__context__
+    cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__ or exc.__context__
     if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return BrokerUnavailable(f"TLS verification failed: {cause or exc}")
     if isinstance(cause, ssl.SSLError):
