@@ -14,24 +14,19 @@ changes nothing. Copies of one message within a batch are written once. What the
 claim decides is everything else: the counts, the sequence gaps and the events, which
 are handed on only for messages accepted for the first time.
 
-Hot path (telemetry, ~all traffic): :func:`fast_telemetry` decodes the common payload
-with ``json`` and the contract's own rules, and falls back to the contract's decoder
-for anything else (so errors read the same); series keys are cached; samples are built
-from payloads already validated, so only what the contract does not check (integers
-beyond what the store keeps) is checked again per value. A worker's figures, with
+Hot path (telemetry, ~all traffic): :mod:`cloud.ingest.fast` decodes the common payload
+and builds its samples; anything else goes through the contract's decoder (so errors
+read the same). A worker's figures, with
 Mosquitto, InfluxDB and a publisher on 2 cores: ``python -m bench.ingest``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import delete, tuple_
 from sqlalchemy.orm import Session
@@ -43,10 +38,9 @@ from cloud.db.dedupe import MessageKey, SeqGap, claim_messages, gateway_key, rec
 from cloud.db.engine import Database
 from cloud.db.errors import UnknownCommand
 from cloud.db.registry import PointSpec, learn_birth, learn_device_state, learn_will, touch_gateways
-from cloud.timeseries.base import MAX_INT, Sample, SeriesKey, TimeSeriesStore
+from cloud.ingest.fast import fast_telemetry, telemetry_samples
+from cloud.timeseries.base import Sample, SeriesKey, TimeSeriesStore
 from towerwatch.contract import (
-    TS_MAX,
-    TS_MIN,
     Birth,
     CommandReply,
     ContractError,
@@ -60,12 +54,13 @@ from towerwatch.contract import (
     decode_for_topic,
     parse_topic,
 )
-from towerwatch.contract.ids import BOOT_ID_PATTERN, IDENTIFIER_MAX, IDENTIFIER_PATTERN
 
 log = logging.getLogger(__name__)
 
 _KEY_CACHE_MAX = 200_000
 """Series keys kept per pipeline (one per point seen); cleared when it grows beyond."""
+_TOPIC_CACHE_MAX = 100_000
+"""Parsed topics kept per pipeline; cleared when it grows beyond."""
 _DECODE_SLICE = 200
 """Messages decoded between yields to the event loop (a few ms of CPU)."""
 _CHUNKS_PER_SLICE = 4
@@ -156,7 +151,7 @@ class IngestPipeline:
                  telemetry: Telemetry) -> list[Sample]:
         if len(self._keys) > _KEY_CACHE_MAX:
             self._keys.clear()
-        return _samples(site, gateway, device, telemetry, self._keys)
+        return telemetry_samples(site, gateway, device, telemetry, self._keys)
 
     async def process(self, batch: Sequence[Incoming]) -> None:
         """Ingest one batch; raises when storage fails (the caller retries the batch).
@@ -343,119 +338,5 @@ def _reply(session: Session, request_id: str, reply: CommandReply, received: int
         log.info("reply to unknown command %s (sent by another system?)", request_id)
 
 
-_new = object.__new__
-# Slot setters: a Sample built from a validated payload skips ``__post_init__``.
-_TRUSTED = getattr(Sample, "__slots__", None) == ("series", "ts_ms", "value", "quality")
-_SLOTS: Any = Sample.__dict__
-if _TRUSTED:
-    _set_series = _SLOTS["series"].__set__
-    _set_ts = _SLOTS["ts_ms"].__set__
-    _set_value = _SLOTS["value"].__set__
-    _set_quality = _SLOTS["quality"].__set__
-
-
-def _samples(site: str, gateway: str, device: str, telemetry: Telemetry,
-             keys: dict[tuple[str, str, str, str], SeriesKey] | None = None) -> list[Sample]:
-    """The samples of a validated telemetry payload.
-
-    The contract has checked what :class:`Sample` would (identifiers, a storable
-    timestamp, finite floats, a known quality); only integers beyond ``±2**64``, which
-    the contract lets through, raise ``ValueError`` here.
-    """
-    quality = telemetry.quality
-    ts = telemetry.ts
-    cache = {} if keys is None else keys
-    out: list[Sample] = []
-    append = out.append
-    for point, value in telemetry.values.items():
-        if value.__class__ is int and not -MAX_INT < value < MAX_INT:
-            raise ValueError(f"integer value out of range (|v| < 2**64): {value}")
-        ident = (site, gateway, device, point)
-        series = cache.get(ident)
-        if series is None:
-            series = cache[ident] = SeriesKey(site, gateway, device, point)
-        if _TRUSTED:
-            sample = _new(Sample)
-            _set_series(sample, series)
-            _set_ts(sample, ts)
-            _set_value(sample, value)
-            _set_quality(sample, quality.get(point, "good"))
-        else:  # pragma: no cover - Sample grew a field: build it the checked way
-            sample = Sample(series, ts, value, quality.get(point, "good"))
-        append(sample)
-    return out
-
-
-# -- the telemetry fast path ----------------------------------------------------------
-_TOPIC_CACHE_MAX = 100_000
-_IDENTIFIER = re.compile(IDENTIFIER_PATTERN)
-_BOOT_ID = re.compile(BOOT_ID_PATTERN)
-_QUALITIES = frozenset({"good", "stale", "bad"})
-_TELEMETRY_FIELDS = frozenset({"seq", "boot_id", "ts", "values", "quality"})
-_KNOWN_IDS: set[str] = set()
-_KNOWN_IDS_MAX = 100_000
-_json_loads = json.loads
-_isfinite = math.isfinite
-
-
-def _identifier(key: str) -> bool:
-    """Whether ``key`` (a JSON object key, so a str) is an identifier."""
-    if key in _KNOWN_IDS:
-        return True
-    if len(key) <= IDENTIFIER_MAX and _IDENTIFIER.fullmatch(key) is not None:
-        if len(_KNOWN_IDS) > _KNOWN_IDS_MAX:
-            _KNOWN_IDS.clear()
-        _KNOWN_IDS.add(key)
-        return True
-    return False
-
-
-def fast_telemetry(raw: bytes) -> Telemetry | None:
-    """A telemetry payload the contract would accept, decoded without pydantic; ``None``
-    for anything this cannot vouch for, which then goes through the contract's decoder
-    (the only place errors are described).
-
-    Accepts a subset of what :class:`~towerwatch.contract.Telemetry` accepts, and gives
-    the same values: exactly the five fields; ``seq`` an int >= 0; a boot id; ``ts`` an
-    int in the contract's range; point ids that are identifiers; values null, bool, int,
-    finite float or ASCII string (other strings take the slow path); qualities ``good``,
-    ``stale`` or ``bad``; no null value of good quality. Strict like the model: a JSON
-    ``1.0`` is no ``seq`` and ``true`` no number.
-    """
-    try:
-        data = _json_loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return None
-    if data.__class__ is not dict or data.keys() != _TELEMETRY_FIELDS:
-        return None
-    seq, boot_id, ts = data["seq"], data["boot_id"], data["ts"]
-    values, quality = data["values"], data["quality"]
-    if (seq.__class__ is not int or seq < 0
-            or ts.__class__ is not int or not TS_MIN <= ts <= TS_MAX
-            or boot_id.__class__ is not str or _BOOT_ID.fullmatch(boot_id) is None
-            or values.__class__ is not dict or quality.__class__ is not dict):
-        return None
-    for point, q in quality.items():
-        if q.__class__ is not str or q not in _QUALITIES or not _identifier(point):
-            return None
-    for point, value in values.items():
-        if not _identifier(point):
-            return None
-        cls = value.__class__
-        if cls is float:
-            if not _isfinite(value):
-                return None
-        elif value is None:
-            if quality.get(point, "good") == "good":
-                return None
-        elif cls is str:
-            if not value.isascii():
-                return None
-        elif cls is not int and cls is not bool:
-            return None
-    return Telemetry.model_construct(seq=seq, boot_id=boot_id, ts=ts, values=values,
-                                     quality=quality)
-
-
 __all__ = ["EventSink", "Incoming", "IngestPipeline", "IngestStats", "IngestedEvent",
-           "LogEventSink", "gateway_key"]
+           "LogEventSink", "fast_telemetry", "gateway_key"]
