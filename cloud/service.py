@@ -1,8 +1,15 @@
-"""The cloud service in one process: ingest workers and (optionally) the REST API.
+"""The cloud service in one process: ingest workers, periodic jobs and (optionally) the API.
 
 ``towerwatch cloud serve`` runs both; ``towerwatch cloud ingest`` runs workers only,
 to scale ingest out beside API replicas. Everything is built here from settings and
 closed on the way out; nothing connects at import.
+
+Accepted edge events go to the alarm service (:class:`~cloud.alarms.AlarmEventSink`)
+unless another sink is given. Periodic work is a list of :class:`PeriodicJob`
+``(name, interval, function(now_ms))``: expiring commands, the alarm rules, suppression and
+out of service, shelve expiry, re-alarm and escalation; more can be appended to
+``CloudService.jobs`` before :meth:`CloudService.run`. Each job runs in a task of its own,
+on the service's clock; a failing run is logged and the job runs again next interval.
 """
 
 from __future__ import annotations
@@ -11,20 +18,34 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from cloud.alarms import AlarmCatalogue, AlarmEventSink, AlarmService, install
+from cloud.alarms.jobs import AlarmJobs
+from cloud.alarms.service import AlarmObserver, MaintenanceCoverage
+from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, expire_commands, is_up_to_date
-from cloud.db.errors import StoreError
 from cloud.db.registry import PointSpec, profile_points
-from cloud.ingest.pipeline import EventSink, IngestPipeline, LogEventSink
+from cloud.ingest.pipeline import EventSink, IngestPipeline
 from cloud.ingest.worker import IngestWorker
+from cloud.notify.base import Notifier
 from cloud.settings import CloudSettings, TimeseriesSettings, read_secret
 from cloud.timeseries import SqliteStore, TimeSeriesStore
 from device_profiles.loader import ProfileSet, load_profiles
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_S = 10.0
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """``run(now_ms)`` every ``interval`` seconds (the first run right at start)."""
+
+    name: str
+    interval: float
+    run: Callable[[int], Awaitable[object]]
 
 
 class CloudError(Exception):
@@ -49,12 +70,28 @@ def point_catalogue(profiles: ProfileSet) -> dict[str, tuple[PointSpec, ...]]:
 
 class CloudService:
     def __init__(self, settings: CloudSettings, *, workers: int = 1, api: bool = True,
-                 sink: EventSink | None = None, profiles: ProfileSet | None = None) -> None:
+                 sink: EventSink | None = None, profiles: ProfileSet | None = None,
+                 alarm_settings: AlarmSettings | None = None,
+                 observers: Iterable[AlarmObserver] = (),
+                 coverage: MaintenanceCoverage | None = None,
+                 notifier: Notifier | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock
         self.db = Database.from_url(settings.database_url)
         self.store = make_store(settings.timeseries)
-        self.sink = sink or LogEventSink()
-        catalogue = point_catalogue(profiles or load_profiles())
+        loaded = profiles or load_profiles()
+        self.alarms = AlarmService(alarm_settings, observers=observers, coverage=coverage,
+                                   notifier=notifier, clock=clock)
+        install(self.alarms)
+        alarm_catalogue = AlarmCatalogue.from_profiles(loaded)
+        self.sink = sink or AlarmEventSink(self.db, self.alarms, alarm_catalogue,
+                                           store=self.store)
+        self.jobs: list[PeriodicJob] = [
+            PeriodicJob("expire-commands", HOUSEKEEPING_S, self._expire_commands),
+            *(PeriodicJob(name, interval, run) for name, interval, run in
+              AlarmJobs(self.db, self.store, self.alarms, alarm_catalogue).specs())]
+        catalogue = point_catalogue(loaded)
         skew = int(settings.ingest.skew_tolerance * 1000)
         self.workers = [
             IngestWorker(settings.mqtt, settings.ingest,
@@ -73,7 +110,7 @@ class CloudService:
         server: Any = None
         sender: Any = None
         tasks = [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
-        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        tasks += [asyncio.create_task(self._every(job), name=job.name) for job in self.jobs]
         try:
             if self.with_api:
                 server, sender = await self._start_api()
@@ -97,19 +134,23 @@ class CloudService:
             if sender is not None:
                 await sender.close()
             await self.store.close()
+            self.alarms.notifier.close()
             self.db.dispose()
 
-    async def _housekeeping(self) -> None:
-        """Mark commands that got no reply before they expired."""
+    async def _every(self, job: PeriodicJob) -> None:
         while True:
             try:
-                expired = await asyncio.to_thread(self._expire, int(time.time() * 1000))
-            except StoreError as exc:
-                log.warning("housekeeping failed: %s", exc)
-            else:
-                if expired:
-                    log.info("%d command(s) expired without a reply", len(expired))
-            await asyncio.sleep(HOUSEKEEPING_S)
+                await job.run(int(self.clock() * 1000))
+            except Exception:
+                log.exception("periodic job %s failed", job.name)
+            await asyncio.sleep(job.interval)
+
+    async def _expire_commands(self, now_ms: int) -> list[str]:
+        """Mark commands that got no reply before they expired."""
+        expired = await asyncio.to_thread(self._expire, now_ms)
+        if expired:
+            log.info("%d command(s) expired without a reply", len(expired))
+        return expired
 
     def _expire(self, now_ms: int) -> list[str]:
         with self.db.transaction() as session:
@@ -123,7 +164,9 @@ class CloudService:
 
         host, _, port = self.settings.api.listen.rpartition(":")
         sender = MqttCommandSender(self.settings.mqtt)
-        app = create_app(self.settings, db=self.db, store=self.store, commands=sender)
+        app = create_app(self.settings, db=self.db, store=self.store, commands=sender,
+                         clock=self.clock)
+        app.state.alarms = self.alarms
         config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port or 8080),
                                 log_level="warning", lifespan="on", access_log=False)
         class Server(uvicorn.Server):
