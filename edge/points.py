@@ -20,9 +20,10 @@ property values (BACnet); the daemon asks it for a :class:`Report` each cycle.
   other kinds), or when its heartbeat is due. ``on_change: false`` suppresses value
   changes only: a quality change is always reported, as it says the data is no longer
   (or again) trustworthy. ``report(force=True)`` reports everything.
-- Counters keep their decoded value; the table tracks the increase since boot across a
-  wrap (a decrease that would mean an increase of more than half the modulus is a
-  meter swap, "backwards", and is not counted) and queues :class:`CounterEvent` s.
+- Counters keep their decoded value; :mod:`edge.counters` tracks the increase since boot
+  across a wrap (a decrease that would mean an increase of more than half the modulus
+  is a meter swap, "backwards", and is not counted), and the table queues the
+  :class:`~edge.counters.CounterEvent` s.
 - Disabled and event-log points are not part of the table (event logs are read record
   by record elsewhere); ids of such points passed in are ignored.
 """
@@ -32,14 +33,9 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple
+from typing import Final, Literal
 
-from device_profiles.codec import (
-    CodecError,
-    counter_delta,
-    counter_modulus,
-    counter_went_backwards,
-)
+from device_profiles.codec import CodecError
 from device_profiles.schema import (
     BacnetPoint,
     BacnetProfile,
@@ -49,10 +45,10 @@ from device_profiles.schema import (
     ModbusTable,
     PointKind,
 )
-from edge.decoding import Decoder, Scalar, compile_bacnet, compile_modbus, exact_add, moved_beyond
+from edge.counters import Counter, CounterEvent, CounterStatus
+from edge.decoding import Decoder, Scalar, compile_bacnet, compile_modbus, moved_beyond
 
-__all__ = ["CounterEvent", "CounterStatus", "PointState", "PointTable", "Quality", "Report",
-           "Scalar", "compile_modbus"]
+__all__ = ["PointState", "PointTable", "Quality", "Report", "Scalar", "compile_modbus"]
 
 Quality = Literal["good", "stale", "bad"]
 GOOD: Final = "good"
@@ -60,9 +56,6 @@ STALE: Final = "stale"
 BAD: Final = "bad"
 NOT_READ: Final = "not read yet"
 OFFLINE: Final = "device offline"
-MAX_COUNTER_JUMP: Final = 0.5
-"""A decrease that, read as a wrap, would be an increase above this share of the modulus
-is a meter swap or reset ("backwards"), not a wrap."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,33 +81,6 @@ class PointState:
     published_value: Scalar | None
     published_quality: Quality | None
     published_ts: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class CounterStatus:
-    """A counter since boot: its increase (across wraps), wraps seen, and whether it went back."""
-
-    increase: int | float
-    wraps: int
-    went_backwards: bool
-
-
-class CounterEvent(NamedTuple):
-    point_id: str
-    kind: Literal["wrap", "backwards"]
-    previous: int | float
-    current: int | float
-
-
-class _Counter:
-    __slots__ = ("increase", "last", "modulus", "went_backwards", "wraps")
-
-    def __init__(self, modulus: int | float | None) -> None:
-        self.modulus = modulus
-        self.last: int | float | None = None
-        self.increase: int | float = 0
-        self.wraps = 0
-        self.went_backwards = False
 
 
 _NO_KEY: Final = object()
@@ -149,7 +115,7 @@ class _Slot:
         self.heartbeat = heartbeat
         self.on_change = on_change
         self.deadband = deadband  # None: any change counts
-        self.counter: _Counter | None = None
+        self.counter: Counter | None = None
 
 
 class _Block:
@@ -162,15 +128,6 @@ class _Block:
         self.last: list[int] | None = None
         """The words of the last read, while every point still holds what they say."""
         self.ts = 0.0
-
-
-def _modulus(point: ModbusPoint | BacnetPoint) -> int | float | None:
-    if isinstance(point, BacnetPoint):
-        return point.rollover
-    try:
-        return counter_modulus(point)
-    except CodecError:  # a float counter without 'rollover' does not wrap
-        return None
 
 
 class PointTable:
@@ -221,7 +178,7 @@ class PointTable:
                          publish.on_change, deadband)
             slot.bacnet = True
         if point.kind is PointKind.COUNTER:
-            slot.counter = _Counter(_modulus(point))
+            slot.counter = Counter.of(point)
         return slot
 
     # ---- input ---------------------------------------------------------------------------
@@ -361,30 +318,9 @@ class PointTable:
         if quality == GOOD:
             self.stale_since = None
             if slot.counter is not None:
-                self._count(point_id, slot.counter, value)
-
-    def _count(self, point_id: str, counter: _Counter, value: Scalar | None) -> None:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return
-        previous, counter.last = counter.last, value
-        if previous is None or value == previous:
-            return
-        modulus = counter.modulus
-        if value > previous:
-            if value.__class__ is int and previous.__class__ is int:
-                counter.increase += value - previous  # the common case: exact already
-            else:
-                counter.increase = exact_add(
-                    counter.increase, counter_delta(previous, value, modulus=modulus or 1))
-        elif modulus is None or counter_went_backwards(previous, value, modulus,
-                                                       modulus * MAX_COUNTER_JUMP):
-            counter.went_backwards = True
-            self._event(CounterEvent(point_id, "backwards", previous, value))
-        else:
-            counter.increase = exact_add(counter.increase,
-                                         counter_delta(previous, value, modulus=modulus))
-            counter.wraps += 1
-            self._event(CounterEvent(point_id, "wrap", previous, value))
+                event = slot.counter.count(point_id, value)
+                if event is not None:
+                    self._event(event)
 
     def _event(self, event: CounterEvent) -> None:
         if len(self._events) >= _MAX_EVENTS:  # nobody collects them: keep the newest
@@ -452,9 +388,7 @@ class PointTable:
 
     def counters(self) -> dict[str, CounterStatus]:
         """Each counter point's increase since boot, wraps, and whether it went backwards."""
-        return {s.id: CounterStatus(s.counter.increase, s.counter.wraps,
-                                    s.counter.went_backwards)
-                for s in self._slots.values() if s.counter is not None}
+        return {s.id: s.counter.status() for s in self._slots.values() if s.counter is not None}
 
     def counter_events(self) -> list[CounterEvent]:
         """Wraps and backward jumps seen since the last call (then forgotten)."""

@@ -1,6 +1,7 @@
 """One simulated BACnet/IP device, generated from a BACnet device profile.
 
-The only module in ``simulators`` that imports bacpypes3. A :class:`BacnetDeviceServer`
+With :mod:`simulators.bacnet_objects` (which builds the device's objects from the
+profile), the modules of ``simulators`` that import bacpypes3. A :class:`BacnetDeviceServer`
 is one bacpypes3 application on its own address, e.g. ``127.0.0.5/8:47808`` (on
 loopback the /8 mask makes 127.255.255.255 the broadcast, so every device hears a
 Who-Is). It serves one object per point object of the profile, answers Who-Is,
@@ -28,97 +29,41 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from bacpypes3 import object as std
 from bacpypes3.apdu import ConfirmedRequestPDU, SimpleAckPDU, WritePropertyMultipleError
 from bacpypes3.app import Application
 from bacpypes3.basetypes import ErrorType, ObjectPropertyReference, PriorityValue
 from bacpypes3.errors import ExecutionError
-from bacpypes3.local import analog, binary, multistate
 from bacpypes3.local.cmd import Commandable
-from bacpypes3.local.cov import COVIncrementCriteria, GenericCriteria
-from bacpypes3.local.device import DeviceObject
-from bacpypes3.local.networkport import NetworkPortObject
-from bacpypes3.local.object import Object as LocalObject
 from bacpypes3.pdu import IPv4Address
-from bacpypes3.primitivedata import Boolean, Null, PropertyIdentifier, Real
+from bacpypes3.primitivedata import Null, PropertyIdentifier
 
-from device_profiles.codec import CodecError, decode_bacnet, encode_bacnet
-from device_profiles.schema import BacnetPoint, BacnetProfile
-from simulators.bacnet_values import (
-    DEFAULTS,
-    PRESENT_VALUE,
-    UNITS,
-    attr_name,
-    default_value,
-    neutral_value,
-    plain_value,
-    state_texts,
+from device_profiles.codec import CodecError, decode_bacnet
+from device_profiles.schema import BacnetProfile
+from simulators.bacnet_objects import (
+    BacnetServerError,
+    Binding,
+    build_objects,
+    check_profile,
+    encode,
 )
-from simulators.models.base import SimError, Value, WriteRefused
+from simulators.bacnet_values import (
+    PRESENT_VALUE,
+    default_value,
+    plain_value,
+)
+from simulators.models.base import Value, WriteRefused
 
 log = logging.getLogger(__name__)
 
 CommsMode = Literal["normal", "slow", "silent"]
-VENDOR_IDENTIFIER = 999
-"""bacpypes3's own vendor id for local applications; clients decode standard objects."""
 ENDPOINT_TIMEOUT_S = 2.0
 """How long start() waits for bacpypes3 to open its UDP endpoints."""
 
 
-class BacnetServerError(SimError):
-    """A simulated BACnet device could not be built from its profile, or could not start."""
-
-
-def _local(base: Any, criteria: Any, *, local: bool = True) -> Any:
-    """A local (servable) object class for ``base`` with the right COV criteria.
-
-    Not registered with any vendor: this module has no ``_vendor_id``, so decoding in
-    the same process (the gateway's tests) keeps the library's own classes.
-    """
-    bases = (LocalObject, base) if local else (base,)
-    return type(f"Sim{base.__name__}", bases, {"_cov_criteria": criteria})
-
-
-_CLASSES: dict[str, Any] = {
-    "analog-input": analog.AnalogInputObject, "analog-output": analog.AnalogOutputObject,
-    "analog-value": analog.AnalogValueObject,
-    "binary-input": binary.BinaryInputObject, "binary-output": binary.BinaryOutputObject,
-    "binary-value": binary.BinaryValueObject,
-    # bacpypes3's local multi-state classes use increment criteria and have no covIncrement
-    "multi-state-input": _local(multistate.MultiStateInputObject, GenericCriteria, local=False),
-    "multi-state-output": _local(multistate.MultiStateOutputObject, GenericCriteria,
-                                 local=False),
-    "multi-state-value": _local(multistate.MultiStateValueObject, GenericCriteria, local=False),
-    "accumulator": _local(std.AccumulatorObject, GenericCriteria),
-    "integer-value": _local(std.IntegerValueObject, COVIncrementCriteria),
-    "positive-integer-value": _local(std.PositiveIntegerValueObject, COVIncrementCriteria),
-    "characterstring-value": _local(std.CharacterStringValueObject, GenericCriteria),
-    "life-safety-zone": _local(std.LifeSafetyZoneObject, GenericCriteria),
-    "life-safety-point": _local(std.LifeSafetyPointObject, GenericCriteria),
-    "device": DeviceObject,
-}
-
 def _denied(code: str = "writeAccessDenied") -> ExecutionError:
     return ExecutionError(errorClass="property", errorCode=code)
-
-
-@dataclass(eq=False)
-class _Binding:
-    """A point served as one property of one local object."""
-
-    point: BacnetPoint
-    obj: Any
-    attr: str
-
-    def set(self, raw: object) -> None:
-        if self.attr == PRESENT_VALUE and isinstance(self.obj, Commandable):
-            # the device itself moves its output: bypass the priority array
-            LocalObject.__setattr__(self.obj, PRESENT_VALUE, raw)
-        else:
-            setattr(self.obj, self.attr, raw)
 
 
 class _SimApplication(Application):  # type: ignore[misc]
@@ -176,107 +121,20 @@ class BacnetDeviceServer:
         if not 0 <= device_instance < 4194303:
             raise BacnetServerError(f"device instance {device_instance} is out of range")
         self._points = {p.id: p for p in profile.points}
-        self._check_profile()
+        check_profile(profile, device_name)
         self._values = {p.id: initial.get(p.id, default_value(p, profile.enums))
                         for p in profile.points}
         for point in profile.points:
-            self._encode(point, self._values[point.id])
+            encode(profile, point, self._values[point.id])
         self.comms: CommsMode = "normal"
         self.delay = 0.0
         self._app: Any = None
-        self._bindings: dict[str, _Binding] = {}
-        self._by_property: dict[tuple[str, int, str], _Binding] = {}
+        self._bindings: dict[str, Binding] = {}
+        self._by_property: dict[tuple[str, int, str], Binding] = {}
         self._failed: set[str] = set()
         self._sleepers: set[asyncio.Task[Any]] = set()
 
     # -- profile -> objects ---------------------------------------------------------------
-    def _check_profile(self) -> None:
-        seen: set[tuple[str, str]] = set()
-        names = {self.device_name, f"{self.device_name}/port"}
-        for point in self.profile.points:
-            who = f"{self.profile.id}: point {point.id!r}"
-            cls = _CLASSES.get(point.object_type)
-            attr = attr_name(point.prop)
-            if cls is None or attr not in cls._elements:
-                raise BacnetServerError(f"{who}: {point.object} {point.prop} is not served")
-            if point.index is not None:
-                raise BacnetServerError(f"{who}: array elements ('index') are not served")
-            key = ("device" if point.object_type == "device" else point.object, attr)
-            if key in seen or point.id in names:
-                raise BacnetServerError(f"{who}: {point.object} {point.prop} is served twice, "
-                                        f"or the point id is the name of another object")
-            seen.add(key)
-            names.add(point.id)
-
-    def _encode(self, point: BacnetPoint, value: Value) -> object:
-        """Engineering value -> what bacpypes3 casts into the property."""
-        try:
-            raw = encode_bacnet(point, value, enums=self.profile.enums)
-        except CodecError as exc:
-            raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
-        attr = attr_name(point.prop)
-        if attr != PRESENT_VALUE and issubclass(_CLASSES[point.object_type]._elements[attr],
-                                                Boolean):
-            return bool(value)
-        return raw
-
-    def _objects(self) -> list[Any]:
-        """The device object, one object per point object, and the network port last."""
-        description = self.profile.description.en if self.profile.description else None
-        device = DeviceObject(
-            objectIdentifier=("device", self.device_instance), objectName=self.device_name,
-            vendorName=self.vendor_name, vendorIdentifier=VENDOR_IDENTIFIER,
-            modelName=self.profile.model, firmwareRevision=self.profile.version,
-            description=description or self.profile.model, apduTimeout=3000,
-            numberOfApduRetries=3)
-        groups: dict[str, list[BacnetPoint]] = {}
-        for point in self.profile.points:
-            groups.setdefault(point.object, []).append(point)
-        objects: list[Any] = [device]
-        for points in groups.values():
-            obj = device if points[0].object_type == "device" else self._point_object(points)
-            if obj is not device:
-                objects.append(obj)
-            for point in points:
-                binding = _Binding(point, obj, attr_name(point.prop))
-                if binding.attr != PRESENT_VALUE:
-                    binding.set(self._encode(point, self._values[point.id]))
-                self._bindings[point.id] = binding
-                instance = self.device_instance if obj is device else point.instance
-                self._by_property[(point.object_type, instance, binding.attr)] = binding
-        # the port opens the sockets: add it last, after every object was accepted
-        objects.append(NetworkPortObject(self.address, objectIdentifier=("network-port", 1),
-                                         objectName=f"{self.device_name}/port"))
-        return objects
-
-    def _point_object(self, points: list[BacnetPoint]) -> Any:
-        main = next((p for p in points if attr_name(p.prop) == PRESENT_VALUE), None)
-        first = main or points[0]
-        cls = _CLASSES[first.object_type]
-        kwargs: dict[str, object] = {
-            "objectIdentifier": (first.object_type, first.instance),
-            "objectName": first.id, "description": first.name.en,
-            **{k: v for k, v in DEFAULTS.items() if k in cls._elements},
-        }
-        if "units" in cls._elements:
-            kwargs["units"] = UNITS.get(first.unit, "noUnits")
-        if "covIncrement" in cls._elements:  # Real, or Unsigned on integer objects
-            increment = (main.cov_increment if main else None) or 0.0
-            real = issubclass(cls._elements["covIncrement"], Real)
-            kwargs["covIncrement"] = increment if real else round(increment)
-        if first.object_type.startswith("multi-state") and first.enum is not None:
-            texts = state_texts(self.profile.enums.get(first.enum, []))
-            kwargs["numberOfStates"], kwargs["stateText"] = len(texts), texts
-        if main is not None:
-            kwargs[PRESENT_VALUE] = self._encode(main, self._values[main.id])
-        else:  # only other properties are points
-            kwargs[PRESENT_VALUE] = neutral_value(first.object_type)
-        try:
-            return cls(**kwargs)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise BacnetServerError(f"{self.profile.id}: cannot build {first.object} for "
-                                    f"point {first.id!r}: {exc!r}") from exc
-
     # -- lifecycle ------------------------------------------------------------------------
     @property
     def running(self) -> bool:
@@ -293,10 +151,13 @@ class BacnetDeviceServer:
                 raise BacnetServerError(
                     f"cannot serve BACnet/IP on {self.address}: {exc}") from exc
         try:
-            app = _SimApplication.from_object_list(self._objects())
+            made = build_objects(self.profile, device_instance=self.device_instance,
+                                 device_name=self.device_name, vendor_name=self.vendor_name,
+                                 address=self.address, values=self._values)
+            app = _SimApplication.from_object_list(made.objects)
         except RuntimeError as exc:
-            self._bindings.clear()
             raise BacnetServerError(f"{self.profile.id}: {exc}") from exc
+        self._bindings, self._by_property = made.bindings, made.by_property
         app.server, self._app = self, app
         tasks = [t for link in app.link_layers.values() for t in link.server._transport_tasks]
         _, pending = await asyncio.wait(tasks, timeout=ENDPOINT_TIMEOUT_S)
@@ -345,7 +206,7 @@ class BacnetDeviceServer:
             if point is None or value is None or (last == value and type(last) is type(value)):
                 continue
             try:
-                raw = self._encode(point, value)
+                raw = encode(self.profile, point, value)
                 if (binding := self._bindings.get(point_id)) is not None:
                     binding.set(raw)
             except (BacnetServerError, ValueError, TypeError) as exc:

@@ -1,9 +1,9 @@
 """What a simulated BACnet device serves for a profile point, as plain Python.
 
-No bacpypes3 here (:mod:`simulators.bacnet_server` is its one importer): property names
-as bacpypes3 spells its attributes, the units, default properties and state texts of
-point objects, a point's value before the model gives one, and bacpypes3 primitives back
-as Python.
+No bacpypes3 here (:mod:`simulators.bacnet_server` and :mod:`simulators.bacnet_objects`
+import it): property names as bacpypes3 spells its attributes, the units, default
+properties and state texts of point objects, a point's value before the model gives one,
+and bacpypes3 primitives back as Python.
 """
 
 from __future__ import annotations

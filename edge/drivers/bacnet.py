@@ -1,12 +1,10 @@
 """The gateway's BACnet/IP client: Who-Is, read-property-multiple, writes, COV subscriptions.
 
-The only module in ``edge`` that imports bacpypes3; everything else sees plain Python
-values, :class:`PropertyRef`, :class:`IAm`, :class:`CovSubscription` and
-:mod:`edge.errors` (import them from here; they live in :mod:`edge.drivers.bacnet_types`
-and :mod:`edge.drivers.bacnet_cov`). Values come back as
-:func:`device_profiles.codec.decode_bacnet` takes them: ``float`` (Real), ``int``
-(Unsigned, Integer, Enumerated), ``"active"`` / ``"inactive"`` (BinaryPV), ``str``
-(CharacterString), ``bool``, a tuple of bits (status flags), a list (arrays).
+With :mod:`edge.drivers.bacnet_values` (values and errors translated), the only modules
+in ``edge`` that import bacpypes3; everything else sees plain Python values,
+:class:`PropertyRef`, :class:`IAm`, :class:`CovSubscription` and :mod:`edge.errors`
+(import them from here; they live in :mod:`edge.drivers.bacnet_types` and
+:mod:`edge.drivers.bacnet_cov`).
 
 bacpypes3 0.0.110 traps handled here: its errors (``ErrorRejectAbortNack``) derive from
 ``BaseException``; a request nobody answers ends as ``AbortPDU`` no-response after
@@ -26,8 +24,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bacpypes3.apdu import (
-    AbortPDU,
-    ErrorPDU,
     ErrorRejectAbortNack,
     ReadPropertyMultipleRequest,
     ReadPropertyRequest,
@@ -36,26 +32,19 @@ from bacpypes3.apdu import (
     WritePropertyRequest,
 )
 from bacpypes3.app import Application
-from bacpypes3.basetypes import BinaryPV, PropertyReference, ReadAccessSpecification
-from bacpypes3.constructeddata import Array, SequenceOf
 from bacpypes3.local.device import DeviceObject
 from bacpypes3.local.networkport import NetworkPortObject
 from bacpypes3.pdu import Address, IPv4Address
 from bacpypes3.primitivedata import (
-    Atomic,
-    BitString,
-    Boolean,
-    Null,
     ObjectIdentifier,
     PropertyIdentifier,
-    Unsigned,
 )
-from bacpypes3.vendor import get_vendor_info
 
 from edge.config import BacnetClientConfig
 from edge.drivers.bacnet_cov import CovSubscription, CovSubscriptions, OnFailed, OnValue
 from edge.drivers.bacnet_types import BacnetStats, IAm, PropertyRef
-from edge.errors import DeviceError, DeviceException, DeviceTimeout, DeviceUnreachable
+from edge.drivers.bacnet_values import PropertyValues, ReadSpecs, device_error
+from edge.errors import DeviceException, DeviceTimeout, DeviceUnreachable
 
 __all__ = [
     "BacnetClient",
@@ -71,7 +60,6 @@ log = logging.getLogger(__name__)
 
 DEVICE_PORT = 47808
 ENDPOINT_TIMEOUT_S = 2.0
-SPEC_CACHE_SIZE = 4096
 _PER_PROPERTY_CODES = frozenset({"unknown-object", "unknown-property", "read-access-denied"})
 
 
@@ -84,43 +72,6 @@ class _GatewayApp(Application):  # type: ignore[misc]
         for listener in list(self.listeners):
             listener(apdu)
         await super().do_IAmRequest(apdu)
-
-
-def _plain(value: Any) -> object:
-    """A decoded bacpypes3 value as plain Python (see the module docstring)."""
-    if value is None or isinstance(value, Null):
-        return None
-    if isinstance(value, Boolean):
-        return bool(value)
-    if isinstance(value, BinaryPV):
-        return str(value)
-    if isinstance(value, int):  # Unsigned, Integer, Enumerated
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, BitString):
-        return tuple(int(bit) for bit in value)
-    if isinstance(value, ObjectIdentifier):
-        return f"{value[0]},{value[1]}"
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return str(value)
-
-
-def _device_error(device: str, what: str, exc: ErrorRejectAbortNack, budget: float
-                  ) -> DeviceError:
-    """A bacpypes3 error, reject or abort as one of our errors."""
-    if isinstance(exc, AbortPDU) and str(exc.apduAbortRejectReason) == "no-response":
-        return DeviceTimeout(device, f"{what}: no answer within {budget:g} s")
-    if isinstance(exc, ErrorPDU):
-        code = str(getattr(exc, "errorCode", None) or "error")
-        return DeviceException(device, f"{what}: {getattr(exc, 'errorClass', 'error')}: {code}",
-                               code)
-    kind = "aborted" if isinstance(exc, AbortPDU) else "rejected"
-    code = str(exc.apduAbortRejectReason)
-    return DeviceException(device, f"{what}: {kind}: {code}", code)
 
 
 class BacnetClient:
@@ -142,13 +93,13 @@ class BacnetClient:
         self.budget = timeout * (retries + 1)
         """How long one request may take before it is a timeout."""
         self.stats = BacnetStats()
+        self._values = PropertyValues(self.stats)
+        self._specs = ReadSpecs()
         self._cov = CovSubscriptions(self.stats, self.budget, send=self._send_cov,
-                                     decode=self._decode)
+                                     decode=self._values.decode)
         self._app: Any = None
         self._addresses: dict[str, Any] = {}
         self._no_rpm: set[str] = set()
-        self._types: dict[tuple[str, str, bool, bool], Any] = {}
-        self._spec_cache: dict[tuple[PropertyRef, ...], Any] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     @property
@@ -223,35 +174,12 @@ class BacnetClient:
             async with asyncio.timeout(self.budget + 0.5):  # in case the stack loses it
                 return await self._app.request(apdu)
         except ErrorRejectAbortNack as exc:
-            error = _device_error(device, what, exc, self.budget)
+            error = device_error(device, what, exc, self.budget)
         except TimeoutError:
             error = DeviceTimeout(device, f"{what}: no answer within {self.budget:g} s")
         self.stats.errors += 1
         self.stats.timeouts += isinstance(error, DeviceTimeout)
         raise error
-
-    def _property_type(self, ref: PropertyRef) -> Any:
-        kind = ref.object_id.split(",", 1)[0]
-        key = (kind, ref.prop, ref.index is None, ref.index == 0)
-        if key not in self._types:
-            object_class = get_vendor_info(0).get_object_class(ObjectIdentifier(f"{kind},0")[0])
-            datatype = object_class.get_property_type(PropertyIdentifier(ref.prop)) \
-                if object_class else None
-            if datatype is not None and ref.index is not None and issubclass(datatype, Array):
-                datatype = Unsigned if ref.index == 0 else datatype._subtype
-            self._types[key] = datatype
-        return self._types[key]
-
-    def _decode(self, device: str, ref: PropertyRef, value: Any) -> object:
-        datatype = self._property_type(ref)
-        try:
-            if datatype is None:
-                raise TypeError("no standard datatype")
-            plain = _plain(value.cast_out(datatype, null=issubclass(datatype, Atomic)))
-        except Exception as exc:  # any decoding failure of one value is that value's error
-            return DeviceException(device, f"{ref}: cannot decode: {exc!r}", "decoding-error")
-        self.stats.values += 1
-        return plain
 
     # -- discovery --------------------------------------------------------------------
     async def who_is(self, *, address: str | None = None, low: int | None = None,
@@ -317,7 +245,7 @@ class BacnetClient:
 
     async def _read_chunk(self, device: str, addr: Any, chunk: list[PropertyRef]
                           ) -> dict[PropertyRef, object | DeviceException]:
-        request = ReadPropertyMultipleRequest(listOfReadAccessSpecs=self._specs(chunk),
+        request = ReadPropertyMultipleRequest(listOfReadAccessSpecs=self._specs.of(chunk),
                                               destination=addr)
         what = f"read-property-multiple of {len(chunk)} properties"
         try:
@@ -347,31 +275,11 @@ class BacnetClient:
                     code = str(answer.propertyAccessError.errorCode)
                     results[ref] = DeviceException(device, f"{ref}: {code}", code)
                 else:
-                    results[ref] = self._decode(device, ref, answer.propertyValue)
+                    results[ref] = self._values.decode(device, ref, answer.propertyValue)
         for ref in chunk:
             if ref not in results:
                 results[ref] = DeviceException(device, f"{ref}: not in the answer", "missing")
         return results
-
-    def _specs(self, chunk: list[PropertyRef]) -> Any:
-        """The read access specifications of a chunk, built once (~1/8 of a read's CPU)."""
-        key = tuple(chunk)
-        specs = self._spec_cache.get(key)
-        if specs is None:
-            by_object: dict[str, list[Any]] = {}
-            for ref in chunk:
-                reference = PropertyReference(propertyIdentifier=PropertyIdentifier(ref.prop))
-                if ref.index is not None:
-                    reference.propertyArrayIndex = ref.index
-                by_object.setdefault(ref.object_id, []).append(reference)
-            specs = SequenceOf(ReadAccessSpecification)([
-                ReadAccessSpecification(objectIdentifier=ObjectIdentifier(obj),
-                                        listOfPropertyReferences=references)
-                for obj, references in by_object.items()])
-            if len(self._spec_cache) >= SPEC_CACHE_SIZE:
-                self._spec_cache.clear()
-            self._spec_cache[key] = specs
-        return specs
 
     async def _read_one(self, device: str, addr: Any, ref: PropertyRef
                         ) -> object | DeviceException:
@@ -384,22 +292,14 @@ class BacnetClient:
             ack = await self._request(device, f"read {ref}", request)
         except DeviceException as exc:
             return exc
-        return self._decode(device, ref, ack.propertyValue)
+        return self._values.decode(device, ref, ack.propertyValue)
 
     async def write(self, device: str, address: str, ref: PropertyRef, value: object,
                     priority: int | None = None) -> None:
         """Write one property (``value`` as codec.encode_bacnet gives it; None relinquishes)."""
         if priority is not None and not 1 <= priority <= 16:
             raise ValueError(f"priority is 1..16, not {priority}")
-        datatype = self._property_type(ref)
-        try:
-            if datatype is None:
-                raise TypeError("no standard datatype")
-            typed = Null(()) if value is None else (
-                value if isinstance(value, datatype) else datatype(value))
-        except (ValueError, TypeError) as exc:
-            raise DeviceException(device, f"write {ref}: cannot encode {value!r}: {exc}",
-                                  "invalid-data-type") from exc
+        typed = self._values.encode(device, ref, value)
         request = WritePropertyRequest(objectIdentifier=ObjectIdentifier(ref.object_id),
                                        propertyIdentifier=PropertyIdentifier(ref.prop),
                                        propertyValue=typed,

@@ -1,12 +1,12 @@
 """COV subscriptions of the BACnet client: registered before the request, renewed here.
 
-No bacpypes3 here (:mod:`edge.drivers.bacnet` is its one importer): the client hands
-:class:`CovSubscriptions` the call that sends a subscribe or cancel request, the call
-that decodes a notified value, and, while it runs, the stack's table that routes
-notifications to their subscription. bacpypes3's own COV context registers itself only
-after the subscription is acknowledged (so the first notification is lost) and renews in
-an unobserved task: a subscription is routed before its request goes out and renewed
-here, at 2/3 of its lifetime.
+No bacpypes3 here (:mod:`edge.drivers.bacnet` and :mod:`edge.drivers.bacnet_values`
+import it): the client hands :class:`CovSubscriptions` the call that sends a subscribe
+or cancel request, the call that decodes a notified value, and, while it runs, the
+stack's table that routes notifications to their subscription. bacpypes3's own COV
+context registers itself only after the subscription is acknowledged (so the first
+notification is lost) and renews in an unobserved task: a subscription is routed before
+its request goes out and renewed here, at 2/3 of its lifetime.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ The car serves the journeys one at a time: a run with a simple trapezoid speed p
 then a door cycle (:mod:`simulators.models.elevator_doors`) with a dwell that is longer
 when people get in or out. An idle car returns to the lobby after five minutes.
 
-Entrapment is detected the way monitoring units do it: the car stands still outside a
-door zone with its doors closed and someone inside for 10 s, or the alarm button is held
-for 15 s with the doors closed. It stays detected until the doors open. Trapped
-passengers hold the alarm button, then press it again every minute or two.
+Entrapment is detected the way monitoring units do it
+(:mod:`simulators.models.elevator_alarm`): the car stands still outside a door zone with
+its doors closed and someone inside for 10 s, or the alarm button is held for 15 s with
+the doors closed. It stays detected until the doors open. Trapped passengers hold the
+alarm button, then press it again every minute or two.
 
 Options (site file): ``floors`` (20), ``lowest_floor`` (-2), ``floor_height`` (3.5 m),
 ``rated_speed`` (1.75 m/s). Floors are numbered as on the landing buttons, without 0.
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Final
 
 from simulators.models.base import DeviceModel, SimContext, Value, WriteRefused
+from simulators.models.elevator_alarm import Entrapment
 from simulators.models.elevator_doors import Doors
 from simulators.models.elevator_traffic import (
     MAX_QUEUE,
@@ -40,9 +42,7 @@ ACCEL: Final = 0.8  # m/s², acceleration and deceleration of a run
 SLOW_SPEED: Final = 0.3  # m/s, inspection runs and rescue re-levelling
 DOOR_ZONE: Final = 0.15  # m either side of a landing
 KG_PER_PERSON, RATED_LOAD_KG = 75, 1000
-TRAP_DETECT_S, ALARM_DETECT_S = 10.0, 15.0  # entrapment detection delays
 HOMING_S: Final = 300.0  # an idle car returns to the lobby after this
-NUISANCE_PER_S: Final = 0.02 / 3600  # short alarm-button presses (children, mistakes)
 
 # fault word bits and the controller's fault codes (highest priority first)
 SAFETY_CIRCUIT, DOOR_LOCK, OVERSPEED = 1 << 0, 1 << 1, 1 << 2
@@ -103,9 +103,8 @@ class ElevatorModel(DeviceModel):
         self._halted: str | None = None  # the fault that stopped the car
         self._pending: str | None = None  # a trap or overspeed waiting for the next run
         self._oos_fault = self._oos_request = self._inspection_req = self._inspection = False
-        self._insp_wait = self._stuck_s = self._held_s = self._press_s = 0.0
-        self._trapped, self._alarm_hold = False, 60.0
-        self._next_press: float | None = None
+        self._insp_wait = 0.0
+        self._alarm = Entrapment()
         self._trips = rng.randint(50_000, 400_000)
         self._doors = Doors(cycles=int(self._trips * 1.1) + rng.randint(0, 5_000))
         self._run_s = rng.uniform(2_000, 12_000) * 3600
@@ -126,13 +125,13 @@ class ElevatorModel(DeviceModel):
         if (self._target is not None or not self._doors.closed or self._spike_s > 0
                 or self._journey or self._evacuate or self._pending or self._queue):
             return 0.5
-        if self._halted or self._press_s > 0 or self._people > 0 or self._trapped:
+        if self._halted or self._alarm.pressed or self._people > 0 or self._alarm.trapped:
             return 1.0
         return 5.0
 
     def _tick(self, hour: float, h: float) -> None:
         self._arrivals(hour, h)
-        self._alarm_button(h)
+        self._alarm.press(self.ctx.rng, h)
         if self._spike_s > 0:
             self._spike_s = max(0.0, self._spike_s - h)
         elif self._target is not None:
@@ -148,8 +147,7 @@ class ElevatorModel(DeviceModel):
         rng = self.ctx.rng
         if self._serving() and len(self._queue) < MAX_QUEUE and journey_arrives(rng, hour, h):
             self._queue.append(new_journey(rng, len(self.labels), self.home, hour))
-        if self._press_s <= 0 and self._stuck_s == 0 and rng.random() < NUISANCE_PER_S * h:
-            self._press_s = rng.uniform(1.0, 3.0)
+        self._alarm.nuisance(rng, h)
 
     # ---- motion -------------------------------------------------------------------------
 
@@ -280,29 +278,12 @@ class ElevatorModel(DeviceModel):
             self._people = max(0, self._people - journey.people)
         return 0.8 * moved
 
-    def _alarm_button(self, h: float) -> None:
-        rng = self.ctx.rng
-        self._press_s = max(0.0, self._press_s - h)
-        if self._stuck_s < 5.0:
-            self._next_press = None
-        elif self._next_press is None:  # the first press: held down
-            self._press_s, self._next_press = self._alarm_hold, rng.uniform(60, 180)
-        elif self._press_s <= 0:
-            self._next_press -= h
-            if self._next_press <= 0:
-                self._press_s, self._next_press = rng.uniform(3, 10), rng.uniform(60, 180)
-
     def _detect(self, h: float) -> None:
         closed = self._doors.closed
         still = self._target is None and self._spike_s <= 0
         stuck = (still and closed and self._people > 0 and not self._inspection
                  and self._off_level() > DOOR_ZONE)
-        self._stuck_s = self._stuck_s + h if stuck else 0.0
-        self._held_s = self._held_s + h if self._press_s > 0 and closed else 0.0
-        if self._stuck_s >= TRAP_DETECT_S or self._held_s >= ALARM_DETECT_S:
-            self._trapped = True
-        if not closed:
-            self._trapped = False
+        self._alarm.detect(h, stuck=stuck, closed=closed)
 
     # ---- state --------------------------------------------------------------------------
 
@@ -331,8 +312,8 @@ class ElevatorModel(DeviceModel):
             "mode": self.mode(),
             "fault_code": next((code for bit, code in _CODES if self._bits & bit), 0),
             "fault_bits": self._bits,
-            "alarm_button": self._press_s > 0,
-            "passenger_trapped": self._trapped,
+            "alarm_button": self._alarm.pressed,
+            "passenger_trapped": self._alarm.trapped,
             "load_percent": round(self._people * KG_PER_PERSON * 100 / RATED_LOAD_KG),
             "speed": round(speed, 2),
             "trip_count": self._trips,
@@ -355,7 +336,7 @@ class ElevatorModel(DeviceModel):
                                  f"in normal service (mode {self.mode()}, "
                                  f"pending {self._pending or 'none'})")
             if fault == "passenger_trapped":
-                self._alarm_hold = _number(f"{self.device_id}: alarm_hold_s (s)",
+                self._alarm.hold = _number(f"{self.device_id}: alarm_hold_s (s)",
                                            args.get("alarm_hold_s", 60.0), 0, 3600)
             self._pending = fault
             return
@@ -379,7 +360,7 @@ class ElevatorModel(DeviceModel):
             if self._halted == fault:
                 self._bits &= ~(SAFETY_CIRCUIT | OVERSPEED)
                 self._halted, self._journey, self._spike_s = None, None, 0.0
-                self._press_s, self._next_press, self._stuck_s = 0.0, None, 0.0
+                self._alarm.rescued()
                 self._evacuate = self._people > 0
         elif fault == "door_lock_fault":
             self._bits &= ~DOOR_LOCK

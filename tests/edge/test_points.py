@@ -21,7 +21,8 @@ from device_profiles.schema import (
     ModbusType,
     PointKind,
 )
-from edge.points import CounterEvent, CounterStatus, PointTable, Report, compile_modbus
+from edge.counters import CounterEvent, CounterStatus
+from edge.points import PointTable, Report, compile_modbus
 
 HOLDING, COIL = ModbusTable.HOLDING, ModbusTable.COIL
 PROFILES = load_profiles()

@@ -27,7 +27,8 @@ from bacpypes3.pdu import Address
 from bacpypes3.primitivedata import Null, ObjectIdentifier, Real
 
 from device_profiles.schema import BacnetProfile
-from simulators.bacnet_server import BacnetDeviceServer, BacnetServerError
+from simulators.bacnet_objects import BacnetServerError
+from simulators.bacnet_server import BacnetDeviceServer
 from simulators.models.base import Value, WriteRefused
 from tests.servers.ports import BACNET_PORT
 from tests.simulators.bacnet_client import plain_client
