@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import httpx
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, create_admin, migrate, upsert_site
@@ -35,6 +39,7 @@ from simulators.clock import SimClock
 from simulators.models.base import Value
 from tests.cloud.alarms.support import RecordingNotifier
 from tests.integration.edge_rig import edge_config, running_gateway
+from towerwatch.contract import Birth, DeviceDescriptor, Event, encode, event_topic, status_topic
 from towerwatch.demo.gateway_config import write_config
 
 __all__ = ["ADMIN", "FAST_POLL", "PASSWORD", "SITE", "ScenarioRig", "running_cloud",
@@ -201,18 +206,15 @@ class ScenarioRig:
         return await wait_for(probe, limit=limit, what=f"alarm {device}/{name} via the API")
 
     async def work_orders(self, **params: Any) -> list[dict[str, Any]]:
-        page = await self.get(f"{self.base}/work-orders", **params)
-        items = page["items"] if isinstance(page, dict) else page
-        assert isinstance(items, list)
-        return items
+        orders = await self.get(f"{self.base}/work-orders", **params)
+        assert isinstance(orders, list)
+        return orders
 
     async def work_order_of(self, alarm_id: int, *, limit: float = 20.0) -> dict[str, Any]:
-        """Wait until the API shows a work order raised by alarm ``alarm_id``."""
+        """Wait until the API links a work order to alarm ``alarm_id``; the newest."""
         async def probe() -> dict[str, Any] | None:
-            for order in await self.work_orders(alarm_id=alarm_id):
-                if order.get("alarm_id") == alarm_id or alarm_id in order.get("alarms", []):
-                    return order
-            return None
+            orders = await self.get(f"{self.base}/alarms/{alarm_id}/work-orders")
+            return orders[0] if orders else None
 
         return await wait_for(probe, limit=limit, what=f"a work order of alarm {alarm_id}")
 
@@ -260,3 +262,72 @@ async def running_scenario(building: SimBuilding, database_url: str, mqtt_url: s
 
             await wait_for(listed, limit=30, what=f"devices {sorted(wanted)} in the API")
             yield rig
+
+
+# -- synthetic alarm traffic (many gateways, duplicates): concurrency test and flood bench --
+FLOOD_PROFILE: Final = "door-controller-modbus"
+FLOOD_ALARMS: Final = ("door1_forced", "door2_forced", "door3_forced", "door4_forced",
+                       "cabinet_tamper")
+"""Alarms of :data:`FLOOD_PROFILE` with no on-delay: five per device."""
+
+
+def flood_boot_id(gateway: int) -> str:
+    return str(uuid.UUID(int=random.Random(f"flood-{gateway}").getrandbits(128)))
+
+
+def flood_births(site: str, gateways: int, devices: int, ts_ms: int) -> list[tuple[str, bytes]]:
+    """Retained births announcing ``devices`` door controllers per gateway ``gw-NNN``."""
+    return [(status_topic(site, f"gw-{g:03d}"), encode(Birth(
+        boot_id=flood_boot_id(g), version="flood", ts=ts_ms,
+        devices=[DeviceDescriptor(id=f"door-{d:03d}", profile=FLOOD_PROFILE)
+                 for d in range(devices)])))
+        for g in range(gateways)]
+
+
+def flood_events(site: str, gateways: int, devices: int, ts_ms: int, *,
+                 repeats: int = 1) -> list[list[tuple[str, bytes]]]:
+    """Per gateway, in seq order: every (device, alarm) raised ``repeats`` times (each a
+    new seq and event id: a chattering edge or an edge replaying after a restart)."""
+    out: list[list[tuple[str, bytes]]] = []
+    for g in range(gateways):
+        items: list[tuple[str, bytes]] = []
+        for _round in range(repeats):
+            for d in range(devices):
+                for name in FLOOD_ALARMS:
+                    seq = len(items) + 1
+                    device = f"door-{d:03d}"
+                    payload = Event(seq=seq, boot_id=flood_boot_id(g), ts=ts_ms + seq,
+                                    event_id=f"{device}:{seq}", kind="alarm", name=name,
+                                    state="active", severity="high")
+                    items.append((event_topic(site, f"gw-{g:03d}", device), encode(payload)))
+        out.append(items)
+    return out
+
+
+def publish(host: str, port: int, messages: list[tuple[str, bytes]], *, retain: bool = False,
+            pace: float = 0.0, client_id: str | None = None) -> list[float]:
+    """Publish with QoS 1 and wait for every PUBACK; ``pace`` s between messages. Returns
+    the time (``time.time()``) each message was handed to the broker."""
+    client = paho.Client(CallbackAPIVersion.VERSION2,
+                         client_id=client_id or f"flood-{uuid.uuid4().hex[:8]}",
+                         protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.connect(host, port, 30)
+    client.loop_start()
+    sent: list[float] = []
+    try:
+        infos = []
+        start = time.monotonic()
+        for n, (topic, payload) in enumerate(messages):
+            if pace:
+                delay = start + n * pace - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            sent.append(time.time())
+            infos.append(client.publish(topic, payload, qos=1, retain=retain))
+        for info in infos:
+            info.wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return sent
