@@ -68,7 +68,7 @@ def route_stops(session: Session, route_id: int) -> list[tuple[PatrolRouteStop, 
         select(PatrolRouteStop, PatrolCheckpoint)
         .join(PatrolCheckpoint, PatrolCheckpoint.id == PatrolRouteStop.checkpoint_id)
         .where(PatrolRouteStop.route_id == route_id).order_by(PatrolRouteStop.position))
-    return [(stop, checkpoint) for stop, checkpoint in rows.tuples()]
+    return [(stop, checkpoint) for stop, checkpoint in rows.all()]
 
 
 def put_route(session: Session, site: str, spec: RouteSpec, now_ms: int, *,

@@ -10,8 +10,9 @@ missed checkpoints, record timing findings only, and turn incidents into work or
 - :class:`RecordingEscalation` keeps the requests (tests, and sites that only want the
   patrol records).
 
-Alarms are keyed ``(site, "-", checkpoint or route code, "patrol.<kind>")``: one open alarm
-per checkpoint and kind, however many rounds miss it.
+Alarms are site-level, named ``patrol.<kind>.<checkpoint or route code>``: one open alarm per
+checkpoint and kind, however many rounds miss it. Category ``general`` (the work-order
+trades have no security queue).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Target = Literal["alarm", "work_order", "none"]
-SITE_LEVEL: Final = "-"
-CATEGORY: Final = "security"
+CATEGORY: Final = "general"
 WORK_ORDER_PRIORITY: Final[Mapping[str, str]] = {
     Severity.EMERGENCY: "emergency", Severity.HIGH: "urgent",
     Severity.MEDIUM: "normal", Severity.LOW: "low",
@@ -130,8 +130,8 @@ class PlatformEscalation:
     def escalate(self, session: Session, request: EscalationRequest) -> str | None:
         if request.target == "alarm":
             return _ref(self._raise_alarm(
-                session, site=request.site, gateway=SITE_LEVEL, device=request.subject,
-                name=f"patrol.{request.kind.value}", source="patrol",
+                session, site=request.site, gateway=None, device=None,
+                name=f"patrol.{request.kind.value}.{request.subject}"[:128], source="patrol",
                 priority=request.priority.value, category=CATEGORY,
                 text_en=request.text_en, text_zh=request.text_zh, now_ms=request.now_ms,
                 detail=request.detail))

@@ -127,6 +127,7 @@ def record_scans(
                         now_ms=now_ms, occurred_ms=now_ms, subject=Subject(guard=guard),
                         detail={"skew_ms": skew, "tolerance_ms": rt.skew_tolerance_ms,
                                 "scans": len(scans)})
+    late: dict[int, PatrolTour] = {}
     for scan in sorted(scans, key=lambda s: s.device_ms):
         if scan.scan_id in done:
             outcomes[scan.scan_id] = _stored(session, done[scan.scan_id])
@@ -134,13 +135,15 @@ def record_scans(
             event_ms = scan.device_ms + (skew if flagged else 0)
             outcomes[scan.scan_id] = _record_one(
                 session, rt, site=site, guard=guard, scan=scan, event_ms=event_ms,
-                skew_ms=skew, batch_id=batch_id, now_ms=now_ms)
+                skew_ms=skew, batch_id=batch_id, now_ms=now_ms, late=late)
+    for tour in late.values():  # closed rounds that received late scans, once per batch
+        reconcile(session, rt, tour, now_ms)
     return [outcomes[i] for i in ids]
 
 
 def _record_one(session: Session, rt: PatrolRuntime, *, site: str, guard: str, scan: ScanIn,
-                event_ms: int, skew_ms: int, batch_id: str | None,
-                now_ms: int) -> ScanOutcome:
+                event_ms: int, skew_ms: int, batch_id: str | None, now_ms: int,
+                late: dict[int, PatrolTour]) -> ScanOutcome:
     row = PatrolScan(site_id=site, scan_id=scan.scan_id, guard=guard, method=scan.tap.method.value,
                      device_ms=scan.device_ms, server_ms=now_ms, event_ms=event_ms,
                      skew_ms=skew_ms, batch_id=batch_id, lat=scan.lat, lon=scan.lon,
@@ -169,9 +172,11 @@ def _record_one(session: Session, rt: PatrolRuntime, *, site: str, guard: str, s
     closed = tour.status not in (TourStatus.SCHEDULED, TourStatus.IN_PROGRESS)
     if tour.status == TourStatus.SCHEDULED:
         start_tour(session, rt, tour, guard=guard, at_ms=event_ms, now_ms=now_ms)
+    elif closed and tour.started_ms is None:  # a missed round walked offline: it started now
+        tour.started_ms, tour.guard = event_ms, tour.guard or guard
     earlier = visits(session, tour.id)
-    assert tour.started_ms is not None or closed
-    findings = assess_visit(plan, tour.started_ms or event_ms, earlier,
+    assert tour.started_ms is not None
+    findings = assess_visit(plan, tour.started_ms, earlier,
                             Visit(checkpoint.id, event_ms), max_speed=rt.settings.max_walk_speed)
     row.tour_id = outcome.tour_id = tour.id
     if any(f.kind is ExceptionKind.DUPLICATE_SCAN for f in findings):
@@ -187,7 +192,7 @@ def _record_one(session: Session, rt: PatrolRuntime, *, site: str, guard: str, s
                                         guard=guard))
         outcome.exceptions.append(finding.kind.value)
     if closed:
-        reconcile(session, rt, tour, now_ms)
+        late[tour.id] = tour
     elif is_complete(plan, {v.checkpoint_id for v in earlier} | {checkpoint.id}):
         close_tour(session, rt, tour, now_ms=now_ms, finished_ms=event_ms)
     return outcome

@@ -75,11 +75,11 @@ def tour_stats(session: Session, site: str, *, start_ms: int, end_ms: int, timez
         PatrolException.kind.in_([k.value for k in TIMING]),
         PatrolException.status != ExceptionStatus.WITHDRAWN.value)))
     required = dict(session.execute(select(PatrolRouteStop.route_id, func.count()).where(
-        PatrolRouteStop.required.is_(True)).group_by(PatrolRouteStop.route_id)).tuples().all())
+        PatrolRouteStop.required.is_(True)).group_by(PatrolRouteStop.route_id)).all())
     visited = dict(session.execute(
         select(PatrolScan.tour_id, func.count(func.distinct(PatrolScan.checkpoint_id)))
         .where(PatrolScan.tour_id.in_(ids), PatrolScan.result == ScanResult.ACCEPTED.value)
-        .group_by(PatrolScan.tour_id)).tuples().all())
+        .group_by(PatrolScan.tour_id)).all())
     tz = ZoneInfo(timezone)
     groups: dict[str, TourStats] = defaultdict(lambda: TourStats(""))
     for tour in tours:
@@ -99,5 +99,5 @@ def tour_stats(session: Session, site: str, *, start_ms: int, end_ms: int, timez
         row.abandoned += tour.status == TourStatus.ABANDONED
         row.with_exceptions += tour.status == TourStatus.COMPLETED_WITH_EXCEPTIONS
         row.checkpoints_expected += required.get(tour.route_id, 0)
-        row.checkpoints_visited += visited.get(tour.id, 0)
+        row.checkpoints_visited += min(visited.get(tour.id, 0), required.get(tour.route_id, 0))
     return [groups[k] for k in sorted(groups)]
