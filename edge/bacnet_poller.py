@@ -113,8 +113,12 @@ class BacnetDevice(DeviceRuntime):
 
     def _on_cov(self, object_id: str, prop: str, value: object) -> None:
         now = self.ctx.clock()
+        applied = 0
         for point in self.polled:
             if point.object == object_id and point.prop == prop and point.cov:
                 self.points.apply_value(point.id, value, now)
+                applied += 1
+        if applied:
+            self.ctx.metrics.points_read(applied)  # notified values count as read ones
         if self.online:
             self.ctx.send(self.collect(now))

@@ -11,8 +11,9 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,9 +22,14 @@ import pytest
 from device_profiles.codec import decode_bacnet, encode_bacnet
 from device_profiles.loader import ProfileSet, load_profiles
 from device_profiles.schema import BacnetPoint, BacnetProfile
-from edge.config import BacnetClientConfig
+from edge.bacnet_poller import BacnetDevice
+from edge.config import BacnetClientConfig, DeviceConfig, PollingConfig
 from edge.drivers.bacnet import BacnetClient, CovSubscription, PropertyRef
 from edge.errors import DeviceException, DeviceTimeout, DeviceUnreachable
+from edge.messages import MessageBuilder
+from edge.metrics import GatewayMetrics
+from edge.outbox import Outbox
+from edge.runtime import GatewayContext
 from edge.scan_bacnet import scan_bacnet
 from simulators.building import SimBuilding
 from tests.integration.edge_rig import running_building
@@ -331,3 +337,48 @@ async def test_cpu_per_value_of_read_property_multiple(building: SimBuilding,
         print(f"\nRPM of {len(refs)} properties x {calls}: {per_value:.0f} us CPU per value "
               f"(client and simulator in this process), {wall / calls * 1000:.1f} ms per call")
     assert per_value < 2000
+
+
+async def test_cov_values_count_as_points_read(building: SimBuilding, client: BacnetClient,
+                                               tmp_path: Path) -> None:
+    """A value a COV notification brings is a point read, like a polled one."""
+    fire = building.device("fire-panel")
+    assert fire.bacnet_instance is not None
+    metrics = GatewayMetrics()
+    outbox = Outbox(tmp_path / "outbox.db", max_messages=1000, overflow="refuse_new")
+    ctx = GatewayContext(MessageBuilder("tower-a", "gw-1", version="test"), outbox, metrics,
+                         PollingConfig())
+    config = DeviceConfig(id="fire-panel", profile="fire-panel-bacnet",
+                          bacnet={"address": _address(building, "fire-panel"),
+                                  "instance": fire.bacnet_instance})
+    device = BacnetDevice(config, _profile(building, "fire-panel"), ctx, client,
+                          cov_lifetime=60)
+
+    def read() -> float:
+        return metrics.registry.get_sample_value("towerwatch_edge_points_read_total") or 0.0
+
+    async def until(condition: Callable[[], bool]) -> None:
+        for _ in range(100):  # 5 s
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        device.online = True
+        await device._subscribe()
+        cov_points = [p.id for p in device.polled if p.cov]
+        assert len(cov_points) >= 8 and set(device.subscriptions) == set(cov_points)
+        await until(lambda: read() >= len(cov_points))  # every first notification
+        assert read() >= len(cov_points)
+        before = read()
+        building.inject("fire-panel", "fire_alarm", {"zone": 2})
+        building.clock.advance(2)
+        building.tick()
+        await until(lambda: read() > before)
+        assert read() > before
+        assert device.points.values()["zone2_state"] == "fire_alarm"
+    finally:
+        for subscription in device.subscriptions.values():
+            subscription.cancel()
+        ctx.flush()
+        outbox.close()
