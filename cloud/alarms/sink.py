@@ -52,7 +52,9 @@ class AlarmEventSink:
                     or (e.event.kind == "state" and e.event.name == COUNTER_BACKWARDS)]
         if not relevant:
             return
-        relevant.sort(key=lambda e: (e.received_ms, e.event.ts))
+        # Key order (stable in time per key): two workers lock open alarms in one order.
+        relevant.sort(key=lambda e: (e.site, e.gateway, e.device, e.event.name, e.received_ms,
+                                     e.event.ts))
         values: LatestValues = {}
         if self.store is not None:
             wanted = {(e.site, e.gateway, e.device) for e in relevant
