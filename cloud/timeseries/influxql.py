@@ -144,12 +144,16 @@ def downsampled_queries(
     return aggregates, f"{_LAST_ROW} {where} {group}"
 
 
-def latest_query(site: str, gateway: str, device: str, points: Iterable[str] = ()) -> str:
-    """The newest sample of each point of one device (of ``points`` only, if given)."""
+def latest_query(site: str, gateway: str, device: str, points: Iterable[str] = (), *,
+                 since_ms: int | None = None) -> str:
+    """The newest sample of each point of one device (of ``points`` only, if given;
+    among samples at or after ``since_ms`` only, if given)."""
     where = where_device(site, gateway, device)
     wanted = sorted(set(points))
     if wanted:
         where += " AND (" + " OR ".join(_eq("point", p) for p in wanted) + ")"
+    if since_ms is not None:
+        where += f" AND time >= {int(since_ms)}ms"
     return f'{_LAST_ROW} {_FROM} WHERE {where} GROUP BY "point"'
 
 
