@@ -149,15 +149,17 @@ def _record_one(session: Session, rt: PatrolRuntime, *, site: str, guard: str, s
                      skew_ms=skew_ms, batch_id=batch_id, lat=scan.lat, lon=scan.lon,
                      accuracy_m=scan.accuracy_m, raw=scan.tap.raw())
     try:
-        checkpoint, reading = identify(session, rt, site, scan.tap)
+        with session.no_autoflush:  # earlier scans of the batch are written at the end
+            checkpoint, reading = identify(session, rt, site, scan.tap)
     except TapRejected as exc:
         return _rejected(session, rt, row, exc, now_ms)
     row.checkpoint_id, row.assurance = checkpoint.id, assurance_of(checkpoint.tag_type).value
     row.result, row.tag_uid = ScanResult.ACCEPTED.value, checkpoint.tag_uid
     row.counter = reading.counter if reading is not None else None
     checkpoint.last_scan_ms = max(checkpoint.last_scan_ms or 0, event_ms)
-    tour = (get_tour(session, site, scan.tour_id) if scan.tour_id is not None
-            else match_tour(session, site, checkpoint.id, guard, event_ms))
+    with session.no_autoflush:  # tours are judged on their objects' state (see match_tour)
+        tour = (get_tour(session, site, scan.tour_id) if scan.tour_id is not None
+                else match_tour(session, site, checkpoint.id, guard, event_ms))
     outcome = ScanOutcome(scan.scan_id, ScanResult.ACCEPTED, checkpoint.code, None, event_ms,
                           skew_ms, row.assurance)
     if tour is None or tour.status == TourStatus.ABANDONED:

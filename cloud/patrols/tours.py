@@ -232,6 +232,8 @@ def match_tour(session: Session, site: str, checkpoint_id: int, guard: str,
                                *_MATCHABLE_CLOSED]),
         PatrolTour.scheduled_ms <= event_ms + 86_400_000,
         PatrolTour.scheduled_ms >= event_ms - 2 * 86_400_000)).all()
+    if not candidates:
+        return None
     on_route = _with_stop({t.route_id for t in candidates}, session, checkpoint_id)
     tours = [t for t in candidates if t.route_id in on_route]
 
