@@ -4,20 +4,22 @@ how a :class:`~cloud.workorders.errors.WorkOrderError` becomes an API error answ
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from cloud.api.context import ApiContext
-from cloud.api.deps import SiteAccess
-from cloud.api.errors import ApiError
 from cloud.db.roles import Action
 from cloud.workorders.errors import WorkOrderError
 from cloud.workorders.queries import effective_deadlines, status_of
 from cloud.workorders.sla import SlaStatus
 from cloud.workorders.states import Actor, Priority, Source, State, WorkAction
 from cloud.workorders.tables import SlaBreach, WorkOrder, WorkOrderEvent, WorkOrderPhoto
+
+if TYPE_CHECKING:  # the API package imports this module's users at start-up
+    from cloud.api.context import ApiContext
+    from cloud.api.deps import SiteAccess
+    from cloud.api.errors import ApiError
 
 __all__ = [
     "BreachOut",
@@ -45,6 +47,8 @@ T = TypeVar("T")
 
 
 def api_error(exc: WorkOrderError) -> ApiError:
+    from cloud.api.errors import ApiError
+
     return ApiError(exc.status, exc.code, exc.message, details=exc.details)
 
 
