@@ -31,9 +31,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, create_admin, migrate, upsert_site
-from cloud.service import CloudService, wait_ready
+from cloud.service import CloudService, PeriodicJob, wait_ready
 from cloud.settings import ApiSettings, CloudSettings, MqttSettings, TimeseriesSettings
 from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
+from cloud.workorders.jobs import run_periodic
 from simulators.building import SimBuilding
 from simulators.clock import SimClock
 from simulators.models.base import Value
@@ -42,7 +43,8 @@ from tests.integration.edge_rig import edge_config, running_gateway
 from towerwatch.contract import Birth, DeviceDescriptor, Event, encode, event_topic, status_topic
 from towerwatch.demo.gateway_config import write_config
 
-__all__ = ["ADMIN", "FAST_POLL", "PASSWORD", "SITE", "ScenarioRig", "running_cloud",
+__all__ = ["ADMIN", "FAST_POLL", "PASSWORD", "SITE", "WORK_ORDER_JOB", "ScenarioRig",
+           "running_cloud",
            "running_scenario", "wait_for"]
 
 SITE: Final = "demo-tower"
@@ -50,6 +52,8 @@ ADMIN: Final = "admin"
 PASSWORD: Final = "correct horse battery"
 FAST_POLL: Final[Mapping[str, str]] = {"fast": "200ms", "normal": "500ms", "slow": "2s"}
 """Poll-group intervals of every device in the scenarios (the profiles say 1 s / 5 s / 60 s)."""
+WORK_ORDER_JOB: Final = "work-orders"
+"""The periodic job that generates due maintenance and records SLA breaches."""
 T = TypeVar("T")
 
 
@@ -94,6 +98,11 @@ async def running_cloud(database_url: str, mqtt_url: str, folder: Path, *,
                            alarm_settings=alarm_settings, observers=[AlarmWorkOrders()],
                            coverage=MaintenanceWorkCoverage(), notifier=notifier,
                            clock=clock)
+    if not any(job.name == WORK_ORDER_JOB for job in service.jobs):
+        # the service does not schedule the work-order job (yet): add it the documented way
+        service.jobs.append(PeriodicJob(
+            WORK_ORDER_JOB, service.alarms.settings.job_interval,
+            lambda now_ms: run_periodic(service.db, service.store, now_ms)))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(service.run(stop, on_ready=lambda _s: ready.set()),
                                name="cloud")
