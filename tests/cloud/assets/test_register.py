@@ -68,6 +68,7 @@ def test_names_are_unique_per_site_and_devices_must_exist(seeded: Database) -> N
     with pytest.raises(Conflict), seeded.transaction() as session:
         create_asset(session, site="alpha", name="Pump", asset_class="pump", now_ms=T0_MS,
                      user=None)
-    with pytest.raises(NotFound, match="device"), seeded.transaction() as session:
+    with seeded.transaction() as session:
         [pump] = list_assets(session, "alpha")
-        link_device(session, pump, "gw1", "ghost", now_ms=T0_MS, user=None)
+        with pytest.raises(NotFound, match="device"):
+            link_device(session, pump, "gw1", "ghost", now_ms=T0_MS, user=None)
