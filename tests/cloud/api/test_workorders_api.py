@@ -194,3 +194,23 @@ async def test_sla_policies(as_user: AsUser) -> None:
     assert (await supervisor.delete(f"{BASE}/sla-policies/water/urgent")).status_code == 204
     assert_error(await supervisor.delete(f"{BASE}/sla-policies/water/urgent"), 404,
                  "sla_policy_not_found")
+
+
+async def test_alarm_to_work_order_links(as_user: AsUser, database: Database) -> None:
+    from cloud.alarms.service import AlarmService, AlarmSpec
+    from cloud.workorders.from_alarms import AlarmWorkOrders
+
+    service = AlarmService(observers=[AlarmWorkOrders()], clock=lambda: T0_MS / 1000)
+    with database.transaction() as session:
+        alarm = service.raise_(session, AlarmSpec(
+            site="alpha", gateway="gw1", device="panel-1", name="fire_zone_3", source="edge",
+            priority="emergency", category="fire", text_en="FIRE in zone 3",
+            text_zh="3区火警"), T0_MS)
+    viewer = await as_user("viewer-a")
+    [order] = (await viewer.get(f"{BASE}/alarms/{alarm.id}/work-orders")).json()
+    assert (order["category"], order["priority"], order["source"]) == ("fire", "emergency",
+                                                                       "alarm")
+    assert order["arrive_due"] == T0_MS + 3 * M
+    detail = (await viewer.get(f"{BASE}/work-orders/{order['id']}")).json()
+    assert detail["alarms"] == [alarm.id]
+    assert (await viewer.get(f"{BASE}/alarms/{alarm.id + 1}/work-orders")).json() == []
