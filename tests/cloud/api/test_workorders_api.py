@@ -10,8 +10,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from cloud.alarms.service import AlarmService, AlarmSpec
 from cloud.db import Database
 from cloud.workorders.breaches import check_sla
+from cloud.workorders.from_alarms import AlarmWorkOrders
 from cloud.workorders.photos import PhotoStore
 from tests.cloud.api.support import T0_MS, AsUser, FakeClock, assert_error
 
@@ -197,9 +199,6 @@ async def test_sla_policies(as_user: AsUser) -> None:
 
 
 async def test_alarm_to_work_order_links(as_user: AsUser, database: Database) -> None:
-    from cloud.alarms.service import AlarmService, AlarmSpec
-    from cloud.workorders.from_alarms import AlarmWorkOrders
-
     service = AlarmService(observers=[AlarmWorkOrders()], clock=lambda: T0_MS / 1000)
     with database.transaction() as session:
         alarm = service.raise_(session, AlarmSpec(
