@@ -32,7 +32,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, create_admin, migrate, upsert_site
 from cloud.service import CloudService, PeriodicJob, wait_ready
-from cloud.settings import ApiSettings, CloudSettings, MqttSettings, TimeseriesSettings
+from cloud.settings import (
+    ApiSettings,
+    CloudSettings,
+    IngestSettings,
+    MqttSettings,
+    TimeseriesSettings,
+)
 from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
 from cloud.workorders.jobs import run_periodic
 from simulators.building import SimBuilding
@@ -87,13 +93,15 @@ async def running_cloud(database_url: str, mqtt_url: str, folder: Path, *,
                         clock: Callable[[], float], workers: int = 2,
                         alarm_settings: AlarmSettings | None = None,
                         notifier: RecordingNotifier | None = None,
+                        ingest: IngestSettings | None = None,
                         api: bool = True) -> AsyncIterator[CloudService]:
     """The cloud service as production wires it (work orders from alarms, maintenance
     coverage), with SQLite for the time series, ``clock`` for every job and the API."""
     settings = CloudSettings(
         database_url=database_url,
         timeseries=TimeseriesSettings(backend="sqlite", sqlite_path=folder / "ts.db"),
-        mqtt=MqttSettings(url=mqtt_url), api=ApiSettings(listen="127.0.0.1:0"))
+        mqtt=MqttSettings(url=mqtt_url), api=ApiSettings(listen="127.0.0.1:0"),
+        ingest=ingest or IngestSettings())
     service = CloudService(settings, workers=workers, api=api,
                            alarm_settings=alarm_settings, observers=[AlarmWorkOrders()],
                            coverage=MaintenanceWorkCoverage(), notifier=notifier,
