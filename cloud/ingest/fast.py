@@ -13,24 +13,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
 
-from cloud.timeseries.base import MAX_INT, Sample, SeriesKey
+from cloud.timeseries.base import MAX_INT, Sample, SeriesKey, trusted_sample
 from towerwatch.contract import TS_MAX, TS_MIN, Telemetry
 from towerwatch.contract.ids import BOOT_ID_PATTERN, IDENTIFIER_MAX, IDENTIFIER_PATTERN
 
 __all__ = ["fast_telemetry", "telemetry_samples"]
-
-_new = object.__new__
-# Slot setters: a Sample built from a validated payload skips ``__post_init__``.
-_TRUSTED = getattr(Sample, "__slots__", None) == ("series", "ts_ms", "value", "quality")
-_SLOTS: Any = Sample.__dict__
-if _TRUSTED:
-    _set_series = _SLOTS["series"].__set__
-    _set_ts = _SLOTS["ts_ms"].__set__
-    _set_value = _SLOTS["value"].__set__
-    _set_quality = _SLOTS["quality"].__set__
-
 
 def telemetry_samples(site: str, gateway: str, device: str, telemetry: Telemetry,
                       keys: dict[tuple[str, str, str, str], SeriesKey] | None = None,
@@ -53,15 +41,7 @@ def telemetry_samples(site: str, gateway: str, device: str, telemetry: Telemetry
         series = cache.get(ident)
         if series is None:
             series = cache[ident] = SeriesKey(site, gateway, device, point)
-        if _TRUSTED:
-            sample = _new(Sample)
-            _set_series(sample, series)
-            _set_ts(sample, ts)
-            _set_value(sample, value)
-            _set_quality(sample, quality.get(point, "good"))
-        else:  # pragma: no cover - Sample grew a field: build it the checked way
-            sample = Sample(series, ts, value, quality.get(point, "good"))
-        append(sample)
+        append(trusted_sample(series, ts, value, quality.get(point, "good")))
     return out
 
 

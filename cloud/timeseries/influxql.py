@@ -46,6 +46,7 @@ from cloud.timeseries.base import (
     Value,
     decode_value,
     encode_value,
+    trusted_sample,
 )
 from cloud.timeseries.errors import TimeSeriesError
 
@@ -204,7 +205,8 @@ def _float(x: Any) -> float | None:
 
 def parse_raw(key: SeriesKey, answer: Sequence[Series]) -> list[Sample]:
     return [
-        Sample(key, int(r["time"]), _value(r["kind"], r["value"], r["value_str"]), r["quality"])
+        trusted_sample(key, int(r["time"]), _value(r["kind"], r["value"], r["value_str"]),
+                       r["quality"])
         for s in answer
         for r in rows(s)
     ]
@@ -237,7 +239,7 @@ def parse_latest(site: str, gateway: str, device: str, answer: Sequence[Series])
         key = SeriesKey(site, gateway, device, s["tags"]["point"])
         for r in rows(s):
             value = _value(r["kind"], r["value"], r["value_str"])
-            out.append(Sample(key, int(r["time"]), value, r["quality"]))
+            out.append(trusted_sample(key, int(r["time"]), value, r["quality"]))
     return out
 
 

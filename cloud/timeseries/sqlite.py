@@ -48,6 +48,7 @@ from cloud.timeseries.base import (
     decode_value,
     encode_value,
     too_many,
+    trusted_sample,
 )
 from cloud.timeseries.errors import StoreUnavailable, TimeSeriesError
 
@@ -270,7 +271,7 @@ class SqliteStore:
         rows = await self._run(self._raw, series, *window, limit + 1)
         if len(rows) > limit:
             raise too_many(limit, series)
-        return [Sample(series, ts, decode_value(k, n, t), q) for ts, k, n, t, q in rows]
+        return [trusted_sample(series, ts, decode_value(k, n, t), q) for ts, k, n, t, q in rows]
 
     def _raw(self, series: SeriesKey, start: int, end: int, limit: int) -> list[Any]:
         sid = self._series_id(series)
@@ -324,7 +325,7 @@ class SqliteStore:
             return []
         rows = self._db().execute(LATEST_SQL, (json.dumps(ids),)).fetchall()
         return [
-            Sample(self._keys[sid], ts, decode_value(kind, num, txt), quality)
+            trusted_sample(self._keys[sid], ts, decode_value(kind, num, txt), quality)
             for sid, ts, kind, num, txt, quality in rows
         ]
 

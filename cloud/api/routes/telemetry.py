@@ -14,9 +14,10 @@ trend.
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Annotated, Any, Final, Literal
 
+import pydantic_core
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
@@ -27,7 +28,7 @@ from cloud.api.timeparse import bucket_label, parse_bucket, parse_time, suggest_
 from cloud.timeseries.base import MAX_BUCKETS, SeriesKey
 from cloud.timeseries.errors import QueryTooLarge
 from towerwatch.contract.errors import IdentifierError
-from towerwatch.contract.ids import check_identifier
+from towerwatch.contract.ids import IDENTIFIER_MAX, IDENTIFIER_PATTERN, check_identifier
 
 __all__ = [
     "DEFAULT_WINDOW_MS",
@@ -43,6 +44,8 @@ __all__ = [
 DEFAULT_WINDOW_MS: Final = 24 * 3_600_000
 """The range of a series query that gives no ``start``: the day before ``end``."""
 MAX_LATEST_SERIES: Final = 1000
+_SERIES_NAME: Final = re.compile(
+    f"({IDENTIFIER_PATTERN})/({IDENTIFIER_PATTERN})/({IDENTIFIER_PATTERN})")
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/sites",
@@ -108,8 +111,7 @@ class LatestOut(BaseModel):
 
 def _json(body: dict[str, Any]) -> Response:
     """``body`` (plain JSON types) as the reply, without a second validation."""
-    text = json.dumps(body, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    return Response(text.encode(), media_type="application/json")
+    return Response(pydantic_core.to_json(body), media_type="application/json")
 
 
 def _range(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
@@ -217,7 +219,11 @@ def _series_keys(site: str, points: list[str]) -> list[tuple[str, SeriesKey]]:
     keys: list[tuple[str, SeriesKey]] = []
     problems: list[tuple[str, str]] = []
     for index, name in enumerate(names):
-        parts = name.split("/")
+        if (match := _SERIES_NAME.fullmatch(name)) is not None and all(
+                len(part) <= IDENTIFIER_MAX for part in match.groups()):
+            keys.append((name, SeriesKey(site, *match.groups())))
+            continue
+        parts = name.split("/")  # not three identifiers: say what is wrong
         try:
             if len(parts) != 3:
                 raise IdentifierError("expected gateway/device/point")
