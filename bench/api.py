@@ -186,16 +186,48 @@ def percentiles(values: list[float]) -> dict[str, float]:
             "max_ms": round(ordered[-1], 2), "mean_ms": round(statistics.fmean(values), 2)}
 
 
-def timed(client: Any, url: str, params: Any = None) -> tuple[float, Any]:
+class CpuMeter:
+    """CPU seconds of the API process and the store's server, summed per kind of request
+    (a figure a loaded machine moves less than latency)."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        from bench._servers import process_cpu
+
+        self._read = process_cpu
+        self.pids = {name: pid for name, pid in pids.items() if pid is not None}
+        self.totals: dict[str, dict[str, float]] = {}
+        self.counts: dict[str, int] = {}
+
+    def now(self) -> dict[str, float]:
+        return {name: self._read(pid, children=False) for name, pid in self.pids.items()}
+
+    def add(self, kind: str, before: dict[str, float]) -> None:
+        after, into = self.now(), self.totals.setdefault(kind, {})
+        for name, value in after.items():
+            into[name] = into.get(name, 0.0) + value - before.get(name, value)
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+    def per_request_ms(self, kind: str) -> dict[str, float]:
+        n = max(1, self.counts.get(kind, 0))
+        return {name: round(total / n * 1000, 2)
+                for name, total in self.totals.get(kind, {}).items()}
+
+
+def timed(client: Any, url: str, params: Any = None, *, meter: CpuMeter | None = None,
+          kind: str = "") -> tuple[float, Any]:
+    before = meter.now() if meter is not None else {}
     t0 = time.perf_counter()
     reply = client.get(url, params=params)
     ms = (time.perf_counter() - t0) * 1000
+    if meter is not None:
+        meter.add(kind, before)
     if reply.status_code != 200:
         raise SystemExit(f"GET {url}: HTTP {reply.status_code} {reply.text[:300]}")
     return ms, reply.json()
 
 
-def measure(port: int, shape: Shape, args: argparse.Namespace) -> dict[str, Any]:
+def measure(port: int, shape: Shape, args: argparse.Namespace,
+            meter: CpuMeter) -> dict[str, Any]:
     import httpx
 
     rng = random.Random(5)
@@ -225,7 +257,8 @@ def measure(port: int, shape: Shape, args: argparse.Namespace) -> dict[str, Any]
             sweep = 0.0
             got = 0
             for chunk in chunks:
-                ms, body = timed(client, f"/sites/{SITE}/latest", {"points": ",".join(chunk)})
+                ms, body = timed(client, f"/sites/{SITE}/latest", {"points": ",".join(chunk)},
+                                 meter=meter, kind="latest_batch")
                 batch_ms.append(ms)
                 sweep += ms
                 got += len(body["values"])
@@ -234,7 +267,8 @@ def measure(port: int, shape: Shape, args: argparse.Namespace) -> dict[str, Any]
             sweep = 0.0
             got = 0
             for g, d in devices:
-                ms, body = timed(client, f"/sites/{SITE}/devices/{g}/{d}")
+                ms, body = timed(client, f"/sites/{SITE}/devices/{g}/{d}", meter=meter,
+                                 kind="latest_device")
                 device_ms.append(ms)
                 sweep += ms
                 got += sum(1 for p in body["points"] if p.get("last"))
@@ -256,7 +290,7 @@ def measure(port: int, shape: Shape, args: argparse.Namespace) -> dict[str, Any]
                 params: dict[str, Any] = {"start": start, "end": end}
                 if mode == "1m":
                     params["bucket"] = "1m"
-                ms, body = timed(client, url, params)
+                ms, body = timed(client, url, params, meter=meter, kind=f"trend_{mode}")
                 trend[mode].append(ms)
                 counts[mode] = len(body["buckets"] if mode == "1m" else body["samples"])
 
@@ -266,21 +300,25 @@ def measure(port: int, shape: Shape, args: argparse.Namespace) -> dict[str, Any]
             "series_per_request": 1000, "requests_per_sweep": len(chunks),
             "query_string_bytes": url_bytes + len("points="),
             **percentiles(batch_ms),
+            "cpu_ms_per_request": meter.per_request_ms("latest_batch"),
             "sweep_5000_points": percentiles(batch_sweeps),
         },
         "latest_device": {
             "request": "GET /api/v1/sites/{site}/devices/{gw}/{dev}",
             "points_per_request": len(shape.points), "requests_per_sweep": len(devices),
             **percentiles(device_ms),
+            "cpu_ms_per_request": meter.per_request_ms("latest_device"),
             "sweep_5000_points": percentiles(device_sweeps),
         },
         "trend_1m": {
             "request": "GET .../points/{pt}/series?start=&end=&bucket=1m (24 h)",
             "buckets_per_reply": counts.get("1m"), **percentiles(trend["1m"]),
+            "cpu_ms_per_request": meter.per_request_ms("trend_1m"),
         },
         "trend_raw": {
             "request": "GET .../points/{pt}/series?start=&end= (24 h, raw)",
             "samples_per_reply": counts.get("raw"), **percentiles(trend["raw"]),
+            "cpu_ms_per_request": meter.per_request_ms("trend_raw"),
         },
     }
 
@@ -360,7 +398,8 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
     os.environ.setdefault("TW_API_SECRET", secrets.token_urlsafe(48))
     profile = str(Path(args.profile) / f"api-{backend}.pstats") if args.profile else None
     proc = ctx.Process(target=api_main,
-                       args=(settings.model_dump_json(), ready, stop, profile), name="bench-api")
+                       args=(settings.model_dump_json(exclude_unset=True), ready, stop, profile),
+                       name="bench-api")
     proc.start()
     try:
         deadline = time.monotonic() + 120
@@ -371,7 +410,8 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
             except queue.Empty:
                 if not proc.is_alive() or time.monotonic() > deadline:
                     raise SystemExit("the API process did not start") from None
-        results = measure(port, shape, args)
+        store_pid = None if backend == "sqlite" else servers.influx.pid
+        results = measure(port, shape, args, CpuMeter({"api": proc.pid, "influxd": store_pid}))
     finally:
         stop.set()
         proc.join(30)
@@ -388,6 +428,7 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
     results_direct = asyncio.run(direct())
     target = 100.0
     worst = max(v["p99_ms"] for v in results.values())
+    machine_load = os.getloadavg()[0]
     if profile is not None:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(30)
@@ -403,6 +444,7 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
         "target_met": {k: v["p99_ms"] < target for k, v in results.items()
                        if k != "profile_top"},
         "worst_p99_ms": worst,
+        "loadavg_1m_after": round(machine_load, 2),
     }
 
 
