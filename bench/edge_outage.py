@@ -25,7 +25,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from bench.edge_poll import (
+from bench.edge_rig import (
     MODBUS_PROFILE,
     GatewayProc,
     SeqWatch,
