@@ -31,7 +31,8 @@ from cloud.db.registry import PointSpec, profile_points
 from cloud.ingest.pipeline import EventSink, IngestPipeline
 from cloud.ingest.worker import IngestWorker
 from cloud.notify.base import Notifier
-from cloud.settings import CloudSettings, TimeseriesSettings, read_secret
+from cloud.secrets import read_secret
+from cloud.settings import CloudSettings, TimeseriesSettings
 from cloud.timeseries import SqliteStore, TimeSeriesStore
 from device_profiles.loader import ProfileSet, load_profiles
 

@@ -7,31 +7,22 @@ Secrets come from files or environment variables, never from the YAML itself.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cloud.alarms.settings import AlarmSettings
+from cloud.notify.webhook import WebhookSettings
+from cloud.patrols.settings import PatrolSettings
+from cloud.secrets import read_secret
 from device_profiles.durations import Duration
 from towerwatch.sourced_yaml import SourceError, issues_from_validation, load_yaml
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def read_secret(file: Path | None, env: str | None, what: str) -> str | None:
-    """A secret from its file or environment variable (None when neither is set)."""
-    if file is not None:
-        return file.read_text(encoding="utf-8").strip()
-    if env is not None:
-        value = os.environ.get(env)
-        if value is None:
-            raise ValueError(f"{what}: environment variable {env} is not set")
-        return value
-    return None
 
 
 class TimeseriesSettings(_Section):
@@ -94,13 +85,16 @@ class CloudSettings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     ingest: IngestSettings = IngestSettings()
     api: ApiSettings = ApiSettings()
+    alarms: AlarmSettings = AlarmSettings()
+    webhooks: tuple[WebhookSettings, ...] = ()
+    patrols: PatrolSettings = PatrolSettings()
 
     @model_validator(mode="before")
     @classmethod
     def _no_inline_secrets(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for section, key in (("mqtt", "password"), ("api", "secret"),
-                                 ("timeseries", "influx_token")):
+                                 ("timeseries", "influx_token"), ("patrols", "master_key")):
                 if isinstance(data.get(section), dict) and key in data[section]:
                     raise ValueError(f"{section}.{key} must not be written in the config; "
                                      f"use {section}.{key}_file or {section}.{key}_env")

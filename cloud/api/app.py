@@ -53,7 +53,9 @@ from cloud.api.routes import (
     telemetry_router,
     workorders_router,
 )
+from cloud.api.routes.patrol_common import install_patrols
 from cloud.db.engine import Database
+from cloud.patrols.runtime import PatrolRuntime
 from cloud.security.passwords import DEFAULT_HASHER, PasswordHasher
 from cloud.settings import CloudSettings
 from cloud.timeseries.base import TimeSeriesStore
@@ -113,6 +115,7 @@ def create_app(
         openapi_tags=TAGS,
     )
     app.state.context = context
+    install_patrols(app, PatrolRuntime.from_settings(settings.patrols))
     install_error_handlers(app)
     static = frozenset(p for p in (app.openapi_url, app.docs_url) if p)
     app.add_middleware(MetricsMiddleware, metrics=context.metrics, static_paths=static)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.patrols.errors import PatrolConfigError
 from cloud.patrols.keys import KeyVault, parse_master_key
-from cloud.settings import read_secret
+from cloud.secrets import read_secret
 from device_profiles.durations import Duration
 
 __all__ = ["PatrolSettings"]
