@@ -5,9 +5,13 @@ to scale ingest out beside API replicas. Everything is built here from settings 
 closed on the way out; nothing connects at import.
 
 Accepted edge events go to the alarm service (:class:`~cloud.alarms.AlarmEventSink`)
-unless another sink is given. Periodic work is a list of :class:`PeriodicJob`
+unless another sink is given. Alarms open work orders by policy
+(:class:`~cloud.workorders.from_alarms.AlarmWorkOrders`) and go out of service while
+maintenance covers their asset; notifications go to the log and to every configured
+webhook. Periodic work is a list of :class:`PeriodicJob`
 ``(name, interval, function(now_ms))``: expiring commands, the alarm rules, suppression and
-out of service, shelve expiry, re-alarm and escalation; more can be appended to
+out of service, shelve expiry, re-alarm and escalation, due maintenance and SLA deadlines,
+patrol planning and missed or overdue rounds; more can be appended to
 ``CloudService.jobs`` before :meth:`CloudService.run`. Each job runs in a task of its own,
 on the service's clock; a failing run is logged and the job runs again next interval.
 """
@@ -22,22 +26,31 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from cloud.alarms import AlarmCatalogue, AlarmEventSink, AlarmService, install
 from cloud.alarms.jobs import AlarmJobs
 from cloud.alarms.service import AlarmObserver, MaintenanceCoverage
 from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, expire_commands, is_up_to_date
+from cloud.db.models import Site
 from cloud.db.registry import PointSpec, profile_points
 from cloud.ingest.pipeline import EventSink, IngestPipeline
 from cloud.ingest.worker import IngestWorker
-from cloud.notify.base import Notifier
+from cloud.notify import LogNotifier, MultiNotifier, Notifier, WebhookNotifier
+from cloud.patrols.runtime import PatrolRuntime
+from cloud.patrols.tours import sweep
 from cloud.secrets import read_secret
 from cloud.settings import CloudSettings, TimeseriesSettings
 from cloud.timeseries import SqliteStore, TimeSeriesStore
+from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
+from cloud.workorders.jobs import run_periodic
 from device_profiles.loader import ProfileSet, load_profiles
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_S = 10.0
+WORK_ORDER_JOB_S = 30.0
+PATROL_JOB_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,18 @@ def make_store(settings: TimeseriesSettings) -> TimeSeriesStore:
                        write_api=settings.influx_write_api, query_url=settings.influx_query_url)
 
 
+def make_notifier(settings: CloudSettings) -> Notifier:
+    """The log, plus one webhook per ``webhooks:`` entry (secrets from file or environment)."""
+    hooks: list[Notifier] = []
+    for hook in settings.webhooks:
+        secret = read_secret(hook.secret_file, hook.secret_env, f"webhook {hook.url} secret")
+        if not secret:
+            raise CloudError(f"webhook {hook.url}: set secret_file or secret_env to a "
+                             "signing secret")
+        hooks.append(WebhookNotifier(hook, secret))
+    return MultiNotifier([LogNotifier(), *hooks]) if hooks else LogNotifier()
+
+
 def point_catalogue(profiles: ProfileSet) -> dict[str, tuple[PointSpec, ...]]:
     return {pid: profile_points(profiles.get(pid)) for pid in profiles.ids()}
 
@@ -73,7 +98,7 @@ class CloudService:
     def __init__(self, settings: CloudSettings, *, workers: int = 1, api: bool = True,
                  sink: EventSink | None = None, profiles: ProfileSet | None = None,
                  alarm_settings: AlarmSettings | None = None,
-                 observers: Iterable[AlarmObserver] = (),
+                 observers: Iterable[AlarmObserver] | None = None,
                  coverage: MaintenanceCoverage | None = None,
                  notifier: Notifier | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -82,8 +107,12 @@ class CloudService:
         self.db = Database.from_url(settings.database_url)
         self.store = make_store(settings.timeseries)
         loaded = profiles or load_profiles()
-        self.alarms = AlarmService(alarm_settings, observers=observers, coverage=coverage,
-                                   notifier=notifier, clock=clock)
+        self.alarms = AlarmService(
+            alarm_settings or settings.alarms,
+            observers=[AlarmWorkOrders()] if observers is None else observers,
+            coverage=coverage or MaintenanceWorkCoverage(),
+            notifier=notifier or make_notifier(settings), clock=clock)
+        self.patrols = PatrolRuntime.from_settings(settings.patrols)
         install(self.alarms)
         alarm_catalogue = AlarmCatalogue.from_profiles(loaded)
         self.sink = sink or AlarmEventSink(self.db, self.alarms, alarm_catalogue,
@@ -91,7 +120,10 @@ class CloudService:
         self.jobs: list[PeriodicJob] = [
             PeriodicJob("expire-commands", HOUSEKEEPING_S, self._expire_commands),
             *(PeriodicJob(name, interval, run) for name, interval, run in
-              AlarmJobs(self.db, self.store, self.alarms, alarm_catalogue).specs())]
+              AlarmJobs(self.db, self.store, self.alarms, alarm_catalogue).specs()),
+            PeriodicJob("work-orders", WORK_ORDER_JOB_S,
+                        lambda now_ms: run_periodic(self.db, self.store, now_ms)),
+            PeriodicJob("patrols", PATROL_JOB_S, self._patrol_rounds)]
         catalogue = point_catalogue(loaded)
         skew = int(settings.ingest.skew_tolerance * 1000)
         self.workers = [
@@ -152,6 +184,19 @@ class CloudService:
         if expired:
             log.info("%d command(s) expired without a reply", len(expired))
         return expired
+
+    async def _patrol_rounds(self, now_ms: int) -> int:
+        """Plan rounds ahead and mark missed and overdue ones, site by site."""
+        def run() -> int:
+            with self.db.transaction() as session:
+                sites = list(session.scalars(select(Site.id)))
+            changed = 0
+            for site in sites:
+                with self.db.transaction() as session:
+                    result = sweep(session, self.patrols, site, now_ms)
+                changed += result.missed + result.overdue
+            return changed
+        return await asyncio.to_thread(run)
 
     def _expire(self, now_ms: int) -> list[str]:
         with self.db.transaction() as session:

@@ -74,6 +74,9 @@ class ApiSettings(_Section):
     login_window: Duration = 300.0
     max_points: Annotated[int, Field(ge=100, le=1_000_000)] = 100_000
     max_range: Duration = 400 * 86400.0
+    photos_dir: Path = Path("var/photos")
+    """Where work-order photos are kept (files named by their SHA-256)."""
+    photo_max_bytes: Annotated[int, Field(ge=1024, le=100 * 1024 * 1024)] = 10 * 1024 * 1024
 
 
 class CloudSettings(BaseSettings):

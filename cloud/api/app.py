@@ -21,6 +21,10 @@ GET      /api/v1/sites/{site}/commands                                   read
 GET      /api/v1/sites/{site}/ingest                                     manage
 GET      /api/v1/sites/{site}/audit                                      manage
 GET      /api/v1/ingest, /api/v1/audit                                   administer
+…        /api/v1/sites/{site}/alarms…  (docs/alarms.md)                  read / ack / manage
+…        /api/v1/sites/{site}/work-orders…, assets, maintenance plans,   read / ack / manage
+         SLA policies and breaches  (docs/work-orders.md)
+…        /api/v1/sites/{site}/patrol…  (docs/patrols.md)                 patrol / manage
 =======  ==============================================================  ==============
 
 Everything is built here from arguments and kept on ``app.state.context``; nothing is
@@ -59,6 +63,7 @@ from cloud.patrols.runtime import PatrolRuntime
 from cloud.security.passwords import DEFAULT_HASHER, PasswordHasher
 from cloud.settings import CloudSettings
 from cloud.timeseries.base import TimeSeriesStore
+from cloud.workorders.photos import PhotoStore
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -116,6 +121,7 @@ def create_app(
     )
     app.state.context = context
     install_patrols(app, PatrolRuntime.from_settings(settings.patrols))
+    app.state.photo_store = PhotoStore(api.photos_dir, max_bytes=api.photo_max_bytes)
     install_error_handlers(app)
     static = frozenset(p for p in (app.openapi_url, app.docs_url) if p)
     app.add_middleware(MetricsMiddleware, metrics=context.metrics, static_paths=static)
