@@ -27,6 +27,7 @@ from typing import Any, Final, TypeVar
 
 import httpx
 import paho.mqtt.client as paho
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.alarms.settings import AlarmSettings
@@ -74,6 +75,14 @@ async def wait_for(probe: Callable[[], Awaitable[T | None]], *, limit: float = 2
             return last
         await asyncio.sleep(every)
     raise AssertionError(f"timed out after {limit}s waiting for {what} (last: {last!r})")
+
+
+def database_url(request: pytest.FixtureRequest, folder: Path) -> str:
+    """For a fixture parametrized with ``tests.cloud.db.conftest.ENGINES``: a SQLite file
+    in ``folder`` or a fresh PostgreSQL database (the ``postgres_db`` fixture)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{folder / 'cloud.db'}"
+    return str(request.getfixturevalue("postgres_db").sqlalchemy_url)
 
 
 def prepare_database(url: str, *, site: str = SITE, timezone: str = "Asia/Shanghai") -> None:

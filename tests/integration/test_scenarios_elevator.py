@@ -1,4 +1,5 @@
-"""Elevator scenarios end to end: simulator → edge → Mosquitto → cloud (PostgreSQL) → API.
+"""Elevator scenarios end to end: simulator → edge → Mosquitto → cloud (SQLite and
+PostgreSQL) → API.
 
 - a passenger trapped raises an emergency alarm and a work order whose arrival deadline is
   30 minutes after it was raised (the entrapment norm); the rescue returns the alarm;
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from simulators.building import SimBuilding
+from tests.cloud.db.conftest import ENGINES
 from tests.integration.edge_rig import running_building
-from tests.integration.scenario_rig import ScenarioRig, running_scenario
+from tests.integration.scenario_rig import ScenarioRig, database_url, running_scenario
 from tests.servers.mosquitto import MosquittoServer
 
 pytestmark = pytest.mark.integration
@@ -27,10 +28,11 @@ async def building() -> AsyncIterator[SimBuilding]:
         yield sim
 
 
-@pytest.fixture
-async def rig(building: SimBuilding, mosquitto: MosquittoServer, postgres_db: Any,
-              tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    async with running_scenario(building, postgres_db.sqlalchemy_url, mosquitto.url, tmp_path,
+@pytest.fixture(params=ENGINES)
+async def rig(request: pytest.FixtureRequest, building: SimBuilding,
+              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
+    url = database_url(request, tmp_path)
+    async with running_scenario(building, url, mosquitto.url, tmp_path,
                                 only=["lift-1", "lift-2"]) as scenario:
         yield scenario
 

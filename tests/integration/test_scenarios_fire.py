@@ -1,6 +1,6 @@
 """Fire first, and the pump set that trips and is taken over by its standby, end to end:
 simulator → edge (real time, fast polls; the BACnet fire panel by COV) → Mosquitto →
-cloud on PostgreSQL → API.
+cloud (SQLite and PostgreSQL) → API.
 
 - a fire alarm in zone 3 is an emergency alarm at the top of the alarm board, above an
   entrapment raised after it, and its work order must see the micro fire station on site
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from simulators.building import SimBuilding
+from tests.cloud.db.conftest import ENGINES
 from tests.integration.edge_rig import running_building
-from tests.integration.scenario_rig import ScenarioRig, running_scenario
+from tests.integration.scenario_rig import ScenarioRig, database_url, running_scenario
 from tests.servers.mosquitto import MosquittoServer
 
 pytestmark = pytest.mark.integration
@@ -33,10 +33,11 @@ async def building() -> AsyncIterator[SimBuilding]:
         yield sim
 
 
-@pytest.fixture
-async def rig(building: SimBuilding, mosquitto: MosquittoServer, postgres_db: Any,
-              tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    async with running_scenario(building, postgres_db.sqlalchemy_url, mosquitto.url, tmp_path,
+@pytest.fixture(params=ENGINES)
+async def rig(request: pytest.FixtureRequest, building: SimBuilding,
+              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
+    url = database_url(request, tmp_path)
+    async with running_scenario(building, url, mosquitto.url, tmp_path,
                                 only=["fire-panel", "door-lobby", "lift-2",
                                       "booster"]) as scenario:
         yield scenario

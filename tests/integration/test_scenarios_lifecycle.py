@@ -6,7 +6,7 @@
 - deadlines that pass are recorded as SLA breaches (visible through the API);
 - a preventive-maintenance plan gives an elevator its 15-day work orders, after midnight.
 
-Simulator → edge (real time, fast polls) → Mosquitto → cloud on PostgreSQL → API.
+Simulator → edge (real time, fast polls) → Mosquitto → cloud (SQLite and PostgreSQL) → API.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ import datetime as dt
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from simulators.building import SimBuilding
+from tests.cloud.db.conftest import ENGINES
 from tests.integration.edge_rig import running_building
 from tests.integration.scenario_rig import (
     WORK_ORDER_JOB,
     ScenarioRig,
+    database_url,
     login,
     running_scenario,
 )
@@ -42,10 +43,11 @@ async def building() -> AsyncIterator[SimBuilding]:
         yield sim
 
 
-@pytest.fixture
-async def rig(building: SimBuilding, mosquitto: MosquittoServer, postgres_db: Any,
-              tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    async with running_scenario(building, postgres_db.sqlalchemy_url, mosquitto.url, tmp_path,
+@pytest.fixture(params=ENGINES)
+async def rig(request: pytest.FixtureRequest, building: SimBuilding,
+              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
+    url = database_url(request, tmp_path)
+    async with running_scenario(building, url, mosquitto.url, tmp_path,
                                 only=["fire-annex", "door-lobby", "lift-1"]) as scenario:
         yield scenario
 

@@ -1,7 +1,7 @@
 """The night shift end to end: a door forced open and water that never stops flowing.
 
 Simulator (its clock at 23:00 site time) → edge (real time, fast polls) → Mosquitto →
-cloud on PostgreSQL → API:
+cloud (SQLite and PostgreSQL) → API:
 
 - a door forced open raises a high access alarm and an urgent work order (30 minutes to
   respond and to arrive);
@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from simulators.building import SimBuilding
+from tests.cloud.db.conftest import ENGINES
 from tests.integration.edge_rig import running_building
-from tests.integration.scenario_rig import ScenarioRig, running_scenario
+from tests.integration.scenario_rig import ScenarioRig, database_url, running_scenario
 from tests.servers.mosquitto import MosquittoServer
 
 pytestmark = pytest.mark.integration
@@ -37,10 +37,11 @@ async def building() -> AsyncIterator[SimBuilding]:
         yield sim
 
 
-@pytest.fixture
-async def rig(building: SimBuilding, mosquitto: MosquittoServer, postgres_db: Any,
-              tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    async with running_scenario(building, postgres_db.sqlalchemy_url, mosquitto.url, tmp_path,
+@pytest.fixture(params=ENGINES)
+async def rig(request: pytest.FixtureRequest, building: SimBuilding,
+              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
+    url = database_url(request, tmp_path)
+    async with running_scenario(building, url, mosquitto.url, tmp_path,
                                 only=["door-lobby", "water-main"]) as scenario:
         yield scenario
 
