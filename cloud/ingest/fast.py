@@ -18,30 +18,35 @@ from cloud.timeseries.base import MAX_INT, Sample, SeriesKey, trusted_sample
 from towerwatch.contract import TS_MAX, TS_MIN, Telemetry
 from towerwatch.contract.ids import BOOT_ID_PATTERN, IDENTIFIER_MAX, IDENTIFIER_PATTERN
 
-__all__ = ["fast_telemetry", "telemetry_samples"]
+__all__ = ["DeviceKeys", "fast_telemetry", "telemetry_samples"]
+
+DeviceKeys = dict[tuple[str, str, str], dict[str, SeriesKey]]
+"""Series keys by device, then point: one tuple hashed per message, not per point."""
+
 
 def telemetry_samples(site: str, gateway: str, device: str, telemetry: Telemetry,
-                      keys: dict[tuple[str, str, str, str], SeriesKey] | None = None,
-                      ) -> list[Sample]:
+                      keys: DeviceKeys | None = None) -> list[Sample]:
     """The samples of a validated telemetry payload.
 
     The contract has checked what :class:`Sample` would (identifiers, a storable
     timestamp, finite floats, a known quality); only integers beyond ``±2**64``, which
     the contract lets through, raise ``ValueError`` here.
     """
-    quality = telemetry.quality
-    ts = telemetry.ts
     cache = {} if keys is None else keys
+    points = cache.get((site, gateway, device))
+    if points is None:
+        points = cache[(site, gateway, device)] = {}
+    ts = telemetry.ts
+    quality = telemetry.quality.get
     out: list[Sample] = []
     append = out.append
     for point, value in telemetry.values.items():
         if value.__class__ is int and not -MAX_INT < value < MAX_INT:
             raise ValueError(f"integer value out of range (|v| < 2**64): {value}")
-        ident = (site, gateway, device, point)
-        series = cache.get(ident)
+        series = points.get(point)
         if series is None:
-            series = cache[ident] = SeriesKey(site, gateway, device, point)
-        append(trusted_sample(series, ts, value, quality.get(point, "good")))
+            series = points[point] = SeriesKey(site, gateway, device, point)
+        append(trusted_sample(series, ts, value, quality(point, "good")))
     return out
 
 

@@ -38,8 +38,8 @@ from cloud.db.dedupe import MessageKey, SeqGap, claim_messages, gateway_key, rec
 from cloud.db.engine import Database
 from cloud.db.errors import UnknownCommand
 from cloud.db.registry import PointSpec, learn_birth, learn_device_state, learn_will, touch_gateways
-from cloud.ingest.fast import fast_telemetry, telemetry_samples
-from cloud.timeseries.base import Sample, SeriesKey, TimeSeriesStore
+from cloud.ingest.fast import DeviceKeys, fast_telemetry, telemetry_samples
+from cloud.timeseries.base import Sample, TimeSeriesStore
 from towerwatch.contract import (
     Birth,
     CommandReply,
@@ -57,8 +57,8 @@ from towerwatch.contract import (
 
 log = logging.getLogger(__name__)
 
-_KEY_CACHE_MAX = 200_000
-"""Series keys kept per pipeline (one per point seen); cleared when it grows beyond."""
+_KEY_CACHE_MAX = 20_000
+"""Devices whose series keys a pipeline keeps; cleared when it grows beyond."""
 _TOPIC_CACHE_MAX = 100_000
 """Parsed topics kept per pipeline; cleared when it grows beyond."""
 _DECODE_SLICE = 200
@@ -142,7 +142,7 @@ class IngestPipeline:
         self.profiles = profiles or {}
         self.skew_tolerance_ms = skew_tolerance_ms
         self.stats = IngestStats()
-        self._keys: dict[tuple[str, str, str, str], SeriesKey] = {}
+        self._keys: DeviceKeys = {}
         self._topics: dict[str, Topic] = {}
         self._claim_turn = asyncio.Event()
         self._claim_turn.set()

@@ -45,7 +45,6 @@ from cloud.timeseries.base import (
     SeriesKey,
     Value,
     decode_value,
-    encode_value,
     trusted_sample,
 )
 from cloud.timeseries.errors import TimeSeriesError
@@ -56,7 +55,8 @@ RAW_COLUMNS: Final = ("value", "value_str", "quality", "kind")
 _TAG_ESCAPES: Final = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STR_ESCAPES: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
-PrefixCache: TypeAlias = dict[tuple[SeriesKey, Kind], str]
+PrefixCache: TypeAlias = dict[int, tuple[SeriesKey, dict[Kind, str]]]
+"""Series prefixes by ``id(series)``, each with its series (see :func:`line`)."""
 
 
 # -- line protocol ---------------------------------------------------------------------
@@ -79,18 +79,34 @@ def series_prefix(key: SeriesKey, kind: Kind) -> str:
 
 
 def line(sample: Sample, prefixes: PrefixCache) -> str:
-    """One line of line protocol for ``sample``; ``prefixes`` caches series prefixes."""
-    kind, num, txt = encode_value(sample.value)
-    prefix = prefixes.get((sample.series, kind))
-    if prefix is None:
-        prefix = prefixes[(sample.series, kind)] = series_prefix(sample.series, kind)
-    if num is not None:
-        value = f"value={num!r},"
-    elif txt is not None:
-        value = f"value_str={escape_field_str(txt)},"
+    """One line of line protocol for ``sample``; ``prefixes`` caches series prefixes.
+
+    The hot path of every write: the value's type is dispatched here rather than
+    through :func:`~cloud.timeseries.base.encode_value` (same mapping), and the cache is
+    keyed by the series object's identity (each entry keeps its series, so an id is
+    never mistaken for another's): hashing a :class:`SeriesKey` hashes four strings.
+    """
+    value = sample.value
+    cls = value.__class__
+    if cls is float:
+        kind: Kind = "f"
+        field = f"value={value!r},"
+    elif cls is int:
+        kind, field = "i", f"value={float(value)!r},"  # type: ignore[arg-type]
+    elif cls is bool:
+        kind, field = "b", "value=1.0," if value else "value=0.0,"
+    elif value is None:
+        kind, field = "n", ""
     else:
-        value = ""
-    return f'{prefix} {value}quality="{sample.quality}" {sample.ts_ms}'
+        kind, field = "s", f"value_str={escape_field_str(str(value))},"
+    series = sample.series
+    entry = prefixes.get(id(series))
+    if entry is None or entry[0] is not series:
+        entry = prefixes[id(series)] = (series, {})
+    prefix = entry[1].get(kind)
+    if prefix is None:
+        prefix = entry[1][kind] = series_prefix(series, kind)
+    return f'{prefix} {field}quality="{sample.quality}" {sample.ts_ms}'
 
 
 # -- InfluxQL --------------------------------------------------------------------------

@@ -89,7 +89,8 @@ def test_line(value: Any, kind: str, fields: str) -> None:
     assert line(sample, cache) == (
         rf'tw,device=d\=1,gateway=g\,1,kind={kind},point=p,site=s\ 1 {fields}quality="stale" 1234'
     )
-    assert cache == {(sample.series, kind): series_prefix(sample.series, kind)}  # type: ignore[arg-type]
+    prefix = series_prefix(sample.series, kind)  # type: ignore[arg-type]
+    assert cache == {id(sample.series): (sample.series, {kind: prefix})}
 
 
 def test_influxql_quoting() -> None:
