@@ -43,6 +43,7 @@ from cloud.patrols.tours import sweep
 from cloud.secrets import read_secret
 from cloud.settings import CloudSettings, TimeseriesSettings
 from cloud.timeseries import SqliteStore, TimeSeriesStore
+from cloud.workorders.breaches import NotifyEscalation
 from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
 from cloud.workorders.jobs import run_periodic
 from device_profiles.loader import ProfileSet, load_profiles
@@ -112,6 +113,7 @@ class CloudService:
             observers=[AlarmWorkOrders()] if observers is None else observers,
             coverage=coverage or MaintenanceWorkCoverage(),
             notifier=notifier or make_notifier(settings), clock=clock)
+        self.sla_escalation = NotifyEscalation(self.alarms.notifier)
         self.patrols = PatrolRuntime.from_settings(settings.patrols)
         install(self.alarms)
         alarm_catalogue = AlarmCatalogue.from_profiles(loaded)
@@ -122,7 +124,8 @@ class CloudService:
             *(PeriodicJob(name, interval, run) for name, interval, run in
               AlarmJobs(self.db, self.store, self.alarms, alarm_catalogue).specs()),
             PeriodicJob("work-orders", WORK_ORDER_JOB_S,
-                        lambda now_ms: run_periodic(self.db, self.store, now_ms)),
+                        lambda now_ms: run_periodic(self.db, self.store, now_ms,
+                                                    self.sla_escalation)),
             PeriodicJob("patrols", PATROL_JOB_S, self._patrol_rounds)]
         catalogue = point_catalogue(loaded)
         skew = int(settings.ingest.skew_tolerance * 1000)

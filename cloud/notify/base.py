@@ -17,7 +17,7 @@ __all__ = ["LogNotifier", "MultiNotifier", "Notification", "Notifier", "render"]
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["raised", "realarmed", "escalated"]
+Kind = Literal["raised", "realarmed", "escalated", "sla_breach"]
 
 _TEMPLATES: Final[Mapping[str, tuple[str, str]]] = {
     "raised": ("New {priority} alarm at {where}: {text}", "{where} 新{priority_zh}报警：{text}"),
@@ -25,13 +25,16 @@ _TEMPLATES: Final[Mapping[str, tuple[str, str]]] = {
                   "{where} 的{priority_zh}报警仍未确认：{text}"),
     "escalated": ("ESCALATED to level {level}: unacknowledged {priority} alarm at {where}: "
                   "{text}", "已升级至第{level}级：{where} 的{priority_zh}报警未确认：{text}"),
+    "sla_breach": ("{text}", "{text}"),
 }
 _PRIORITY_ZH: Final = {"emergency": "紧急", "high": "高级", "medium": "中级", "low": "低级"}
 
 
 @dataclass(frozen=True)
 class Notification:
-    """One announcement of an alarm: ``alarm`` is the alarm as the API shows it."""
+    """One announcement: ``alarm`` is the alarm as the API shows it; for ``sla_breach`` it
+    is the work order's breach (``site``, ``work_order``, ``kind``, ``due``, ``text_en``,
+    ``text_zh``), sent to webhooks under ``work_order``."""
 
     kind: Kind
     level: int
@@ -43,9 +46,10 @@ class Notification:
 
     def payload(self) -> dict[str, Any]:
         """The JSON body a webhook receives."""
+        subject = "work_order" if self.kind == "sla_breach" else "alarm"
         return {"kind": self.kind, "level": self.level, "ts": self.ts_ms,
                 "text_en": self.text("en"), "text_zh": self.text("zh"),
-                "alarm": dict(self.alarm)}
+                subject: dict(self.alarm)}
 
 
 def render(n: Notification, lang: Literal["en", "zh"]) -> str:

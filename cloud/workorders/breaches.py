@@ -4,9 +4,10 @@
 ``check_sla(session, now_ms)`` is a pure function of the database and ``now_ms``; the
 service schedules it. It records every deadline that passed unmet (respond, arrive,
 resolve, and the follow-up of a resolved work order) and hands each new breach to an
-:class:`Escalation`. The shipped escalation, :class:`LogEscalation`, writes a logged event
-in English and Chinese and an audit entry (``workorder.escalate``); the alarm notifier of
-:mod:`cloud.notify` announces alarms only, so breaches do not go through it yet.
+:class:`Escalation`. :class:`LogEscalation` writes a logged event in English and Chinese
+and an audit entry (``workorder.escalate``); :class:`NotifyEscalation` (what the service
+uses) writes the audit entry and hands an ``sla_breach`` notification to the
+:mod:`cloud.notify` notifier (the log and every webhook) once the transaction committed.
 Breaches of milestones met late are recorded by the transition that meets them.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.db.audit import record_audit
+from cloud.notify.base import Notification, Notifier
 from cloud.workorders import texts as _texts  # noqa: F401  (registers the messages)
 from cloud.workorders.sla import Deadlines, Milestones, breaches
 from cloud.workorders.states import CLOSED_STATES, State
@@ -29,6 +31,7 @@ from towerwatch.i18n import t
 __all__ = [
     "Escalation",
     "LogEscalation",
+    "NotifyEscalation",
     "breach_text",
     "breaches_of",
     "check_sla",
@@ -80,13 +83,51 @@ class LogEscalation:
 
     def escalate(self, session: Session, breach: SlaBreach, order: WorkOrder,
                  now_ms: int) -> None:
-        text = breach_text(order, breach.kind, breach.due_ms, now_ms)
+        text = _audit(session, breach, order, now_ms)
         self.count += 1
         self.log.warning("%s | %s", text["en"], text["zh"])
-        record_audit(session, ts_ms=now_ms, user=None, action="workorder.escalate",
-                     site=order.site_id, target=f"work-order/{order.id}",
-                     detail={"kind": breach.kind, "due": breach.due_ms, "text_en": text["en"],
-                             "text_zh": text["zh"]})
+
+
+class NotifyEscalation:
+    """An audit entry per breach, and an ``sla_breach`` notification to ``notifier``,
+    submitted by :meth:`flush` after the transaction that recorded the breach committed."""
+
+    name = "notify"
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.pending: list[Notification] = []
+        self.count = 0
+
+    def escalate(self, session: Session, breach: SlaBreach, order: WorkOrder,
+                 now_ms: int) -> None:
+        text = _audit(session, breach, order, now_ms)
+        self.pending.append(Notification(
+            kind="sla_breach", level=1, ts_ms=now_ms,
+            alarm={"site": order.site_id, "work_order": order.id, "kind": breach.kind,
+                   "due": breach.due_ms, "priority": order.priority, "title": order.title,
+                   "text_en": text["en"], "text_zh": text["zh"]}))
+
+    def flush(self) -> int:
+        """Submit what the committed transaction escalated; how many were accepted."""
+        pending, self.pending = self.pending, []
+        accepted = sum(self.notifier.submit(n) for n in pending)
+        self.count += len(pending)
+        return accepted
+
+    def discard(self) -> None:
+        """Forget what a rolled-back transaction escalated."""
+        self.pending.clear()
+
+
+def _audit(session: Session, breach: SlaBreach, order: WorkOrder,
+           now_ms: int) -> dict[str, str]:
+    text = breach_text(order, breach.kind, breach.due_ms, now_ms)
+    record_audit(session, ts_ms=now_ms, user=None, action="workorder.escalate",
+                 site=order.site_id, target=f"work-order/{order.id}",
+                 detail={"kind": breach.kind, "due": breach.due_ms, "text_en": text["en"],
+                         "text_zh": text["zh"]})
+    return text
 
 
 def record_breach(session: Session, order: WorkOrder, kind: str, due_ms: int, *, now_ms: int,

@@ -3,6 +3,8 @@
 :func:`run_periodic` reads the counters of counter-driven maintenance plans from the
 time-series store, generates due maintenance work orders, then records and escalates SLA
 breaches: each step in its own transaction on a worker thread (sessions are synchronous).
+A :class:`~cloud.workorders.breaches.NotifyEscalation` is flushed to its notifier after the
+SLA transaction commits.
 Both steps are idempotent, so replicas may run it side by side.
 """
 
@@ -18,7 +20,7 @@ from sqlalchemy.orm import Session
 from cloud.db.engine import Database
 from cloud.maintenance.generate import counter_targets, generate_due, read_counters
 from cloud.timeseries.base import TimeSeriesStore
-from cloud.workorders.breaches import Escalation, check_sla
+from cloud.workorders.breaches import Escalation, NotifyEscalation, check_sla
 
 __all__ = ["PeriodicResult", "run_periodic"]
 
@@ -47,5 +49,12 @@ async def run_periodic(db: Database, store: TimeSeriesStore, now_ms: int,
     targets = await _transaction(db, counter_targets)
     readings = await read_counters(store, targets)
     made = await _transaction(db, lambda s: len(generate_due(s, now_ms, readings)))
-    breached = await _transaction(db, lambda s: len(check_sla(s, now_ms, escalation)))
+    try:
+        breached = await _transaction(db, lambda s: len(check_sla(s, now_ms, escalation)))
+    except BaseException:
+        if isinstance(escalation, NotifyEscalation):
+            escalation.discard()
+        raise
+    if isinstance(escalation, NotifyEscalation):
+        escalation.flush()
     return PeriodicResult(made, breached)
