@@ -32,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, create_admin, migrate, upsert_site
-from cloud.service import CloudService, PeriodicJob, wait_ready
+from cloud.service import CloudService, wait_ready
 from cloud.settings import (
     ApiSettings,
     CloudSettings,
@@ -40,8 +40,6 @@ from cloud.settings import (
     MqttSettings,
     TimeseriesSettings,
 )
-from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
-from cloud.workorders.jobs import run_periodic
 from simulators.building import SimBuilding
 from simulators.clock import SimClock
 from simulators.models.base import Value
@@ -60,7 +58,7 @@ PASSWORD: Final = "correct horse battery"
 FAST_POLL: Final[Mapping[str, str]] = {"fast": "200ms", "normal": "500ms", "slow": "2s"}
 """Poll-group intervals of every device in the scenarios (the profiles say 1 s / 5 s / 60 s)."""
 WORK_ORDER_JOB: Final = "work-orders"
-"""The periodic job that generates due maintenance and records SLA breaches."""
+"""The service's periodic job that generates due maintenance and records SLA breaches."""
 T = TypeVar("T")
 
 
@@ -105,21 +103,15 @@ async def running_cloud(database_url: str, mqtt_url: str, folder: Path, *,
                         ingest: IngestSettings | None = None,
                         api: bool = True) -> AsyncIterator[CloudService]:
     """The cloud service as production wires it (work orders from alarms, maintenance
-    coverage), with SQLite for the time series, ``clock`` for every job and the API."""
+    coverage, the periodic jobs), with SQLite for the time series, a recording notifier,
+    and ``clock`` for every job and the API."""
     settings = CloudSettings(
         database_url=database_url,
         timeseries=TimeseriesSettings(backend="sqlite", sqlite_path=folder / "ts.db"),
         mqtt=MqttSettings(url=mqtt_url), api=ApiSettings(listen="127.0.0.1:0"),
         ingest=ingest or IngestSettings())
     service = CloudService(settings, workers=workers, api=api,
-                           alarm_settings=alarm_settings, observers=[AlarmWorkOrders()],
-                           coverage=MaintenanceWorkCoverage(), notifier=notifier,
-                           clock=clock)
-    if not any(job.name == WORK_ORDER_JOB for job in service.jobs):
-        # the service does not schedule the work-order job (yet): add it the documented way
-        service.jobs.append(PeriodicJob(
-            WORK_ORDER_JOB, service.alarms.settings.job_interval,
-            lambda now_ms: run_periodic(service.db, service.store, now_ms)))
+                           alarm_settings=alarm_settings, notifier=notifier, clock=clock)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(service.run(stop, on_ready=lambda _s: ready.set()),
                                name="cloud")

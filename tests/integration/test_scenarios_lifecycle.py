@@ -135,6 +135,10 @@ async def test_passed_deadlines_are_recorded_as_sla_breaches(rig: ScenarioRig) -
     await at(rig, created + 31 * MIN, WORK_ORDER_JOB, WORK_ORDER_JOB)  # once per deadline
     kinds = sorted(b["kind"] for b in await rig.get(f"{rig.base}/sla-breaches"))
     assert kinds == ["arrive", "respond"]
+    notified = [n for n in rig.notifier.sent if n.kind == "sla_breach"
+                and n.alarm.get("work_order") == order["id"]]
+    assert sorted(n.alarm["kind"] for n in notified) == ["arrive", "respond"]  # escalated once
+    assert all(n.alarm["text_en"] and n.alarm["text_zh"] for n in notified)
     listed = await rig.work_orders(sla="breached")
     assert [o["id"] for o in listed] == [order["id"]]
 
