@@ -7,7 +7,7 @@ work-order policy) serves the API. ``--faults`` faults are injected one at a tim
 a different (device, alarm), at a random phase of the poll cycle. For each, ``t0`` is the
 moment the simulated device shows the fault (the tick after the injection); the bench
 then polls ``GET /alarms`` and ``GET /work-orders`` every ``--probe`` s (in one client
-each) until both show it.
+each) until both show it; ``alarm_ms_sse`` is when the site's SSE stream announced it.
 
 ``breakdown`` splits the alarm figure at the edge event's ``ts`` (the edge clock, which is
 this machine's): fault → edge event (the poll phase, or the COV notification) and edge
@@ -126,6 +126,20 @@ class Probe:
             await asyncio.sleep(max(0.0, self.every - (time.monotonic() - started)))
 
 
+async def sse_probe(client: Any, headers: dict[str, str], path: str,
+                    seen: dict[tuple[str, str], float]) -> None:
+    """Record when the SSE stream first announces each (device, alarm) as raised."""
+    async with client.stream("GET", path, headers=headers, params={"heartbeat": 5},
+                             timeout=None) as reply:
+        async for line in reply.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            data = json.loads(line[6:])
+            alarm = data.get("alarm", {})
+            if data.get("change") == "raised":
+                seen.setdefault((alarm.get("device"), alarm.get("name")), time.time())
+
+
 async def measure(args: argparse.Namespace, servers: Servers, folder: Path) -> dict[str, Any]:
     import httpx
 
@@ -185,7 +199,11 @@ async def measure(args: argparse.Namespace, servers: Servers, folder: Path) -> d
             orders = Probe(client, headers, f"/api/v1/sites/{SITE}/work-orders",
                            {"limit": 500, "sort": "created"}, lambda o: [o["alarm_id"]],
                            args.probe)
-            tasks = [asyncio.create_task(alarms.run()), asyncio.create_task(orders.run())]
+            streamed: dict[tuple[str, str], float] = {}
+            tasks = [asyncio.create_task(alarms.run()), asyncio.create_task(orders.run()),
+                     asyncio.create_task(sse_probe(client, headers,
+                                                   f"/api/v1/sites/{SITE}/alarms/stream",
+                                                   streamed))]
             samples: list[dict[str, Any]] = []
             cpu0, wall0 = machine_cpu(), time.time()
             own0 = process_cpu(os.getpid(), children=False)
@@ -207,6 +225,8 @@ async def measure(args: argparse.Namespace, servers: Servers, folder: Path) -> d
                                        what=f"{key} in the API")
                     alarm_at, order_at = alarms.seen.get(key), orders.seen.get(ids.get(key))
                     edge_at = edge_ts.get(key)
+                    await asyncio.sleep(0.6)  # the stream polls every 0.5 s
+                    sse_at = streamed.get(key)
                     samples.append({
                         "device": fault.device, "alarm": fault.alarm,
                         "transport": fault.transport,
@@ -214,6 +234,7 @@ async def measure(args: argparse.Namespace, servers: Servers, folder: Path) -> d
                         "cloud_ms": None if edge_at is None or alarm_at is None
                         else alarm_at * 1000 - edge_at,
                         "alarm_ms": None if alarm_at is None else (alarm_at - t0) * 1000,
+                        "sse_ms": None if sse_at is None else (sse_at - t0) * 1000,
                         "work_order_ms": None if order_at is None else (order_at - t0) * 1000})
             finally:
                 for task in tasks:
@@ -260,6 +281,7 @@ def report(args: argparse.Namespace, samples: list[dict[str, Any]], alarms: Prob
         "ingest_batch_wait_ms": 200.0 if args.batch_wait is None else args.batch_wait * 1000,
         "poll_interval_ms": poll_ms, "probe_interval_ms": args.probe * 1000,
         "alarm_ms": alarms_all, "alarm_ms_polled": polled, "alarm_ms_cov": cov,
+        "alarm_ms_sse": percentiles(col("sse_ms")),
         "work_order_ms": orders_all, "work_order_after_alarm_ms": gap,
         "breakdown": {
             "fault_to_edge_event_ms_polled": percentiles(col("edge_ms", "poll")),
