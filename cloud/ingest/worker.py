@@ -114,23 +114,34 @@ class IngestWorker:
             await asyncio.gather(*running, return_exceptions=True)
 
     async def _gather(self) -> list[Incoming]:
-        """One batch: the first message, then more until full or ``batch_wait`` is over."""
+        """One batch: the first message, then more until full or ``batch_wait`` is over.
+
+        A batch holding anything but telemetry (an event, a state, a status, a command
+        reply) does not wait: it takes what has already arrived and goes, so an alarm is
+        never held back by batching."""
         queue, size = self.queue, self.settings.batch_size
-        batch = [await queue.get()]
+        first = await queue.get()
+        batch = [first]
+        urgent = _urgent(first)
         deadline = time.monotonic() + self.settings.batch_wait
         while len(batch) < size:
             try:
-                batch.append(queue.get_nowait())  # the common case under load: no waiting
-                continue
+                item = queue.get_nowait()  # the common case under load: no waiting
             except asyncio.QueueEmpty:
                 pass
+            else:
+                batch.append(item)
+                urgent = urgent or _urgent(item)
+                continue
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if urgent or remaining <= 0:
                 break
             try:
-                batch.append(await asyncio.wait_for(queue.get(), remaining))
+                item = await asyncio.wait_for(queue.get(), remaining)
             except TimeoutError:
                 break
+            batch.append(item)
+            urgent = _urgent(item)
         return batch
 
     async def _process(self, batch: list[Incoming]) -> None:
@@ -146,3 +157,8 @@ class IngestWorker:
                             exc)
                 await asyncio.sleep(delay)
                 delay = min(30.0, delay * 2)
+
+
+def _urgent(item: Incoming) -> bool:
+    """Whether ``item`` is something a person may be waiting for (not telemetry)."""
+    return "/telemetry/" not in item.topic
