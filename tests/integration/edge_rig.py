@@ -28,7 +28,7 @@ from edge.loading import load_config
 from simulators.building import SimBuilding
 from simulators.clock import SimClock
 from simulators.site import load_site, with_overrides
-from tests.servers.ports import free_udp_port as free_udp_port  # test_edge_cli imports it here
+from tests.servers.ports import free_udp_port
 from towerwatch.demo.gateway_config import gateway_config, write_config
 
 ROOT = Path(__file__).resolve().parents[2]

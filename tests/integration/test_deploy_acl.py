@@ -19,9 +19,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge.config import Bacnet, ModbusSerial, ModbusTcp
 from edge.loading import load_config
-from tests.servers import binaries
 from tests.servers.mosquitto import MosquittoServer
-from tests.servers.plugin import MosquittoFactory, unavailable
+from tests.servers.plugin import MosquittoFactory, tool, unavailable
 from tests.servers.ports import LOOPBACK, free_port, wait_for_port
 from tests.servers.process import chown_tree
 
@@ -44,18 +43,12 @@ NOT_AUTHORIZED = 135          # MQTT 5 PUBACK reason code 0x87
 ACCEPTED = (0, 16)            # success, or "no matching subscribers"
 
 
-def _tool(name: str) -> Path:
-    try:
-        return binaries.require(name)
-    except binaries.ServerUnavailable as err:
-        unavailable(str(err))
-
-
 def add_gateway(acl: Path, passwd: Path, site: str, gateway: str,
                 password: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run deploy/mosquitto/add-gateway on these files."""
+    tools = Path(tool("mosquitto_passwd")).parent
     env = {**os.environ, "TW_MQTT_ACL": str(acl), "TW_MQTT_PASSWD": str(passwd),
-           "PATH": f"{_tool('mosquitto_passwd').parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+           "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
     env.pop("TW_GATEWAY_PASSWORD", None)
     if password is not None:
         env["TW_GATEWAY_PASSWORD"] = password
@@ -292,10 +285,10 @@ class DeployedMosquitto(MosquittoServer):
         self.persistence_dir.mkdir(exist_ok=True)
         acl, passwd = self.workdir / "towerwatch.acl", self.workdir / "towerwatch.passwd"
         shutil.copy(ACL, acl)
-        tool = str(_tool("mosquitto_passwd"))
+        passwd_tool = tool("mosquitto_passwd")
         for index, user in enumerate(("tw-cloud", "demo-tower.gw-1")):
             create = ["-c"] if index == 0 else []
-            subprocess.run([tool, *create, "-b", str(passwd), user, PASSWORDS[user]],
+            subprocess.run([passwd_tool, *create, "-b", str(passwd), user, PASSWORDS[user]],
                            check=True, capture_output=True, timeout=30)
         added = add_gateway(acl, passwd, "demo-tower", "gw-2")
         assert added.returncode == 0, added.stderr
@@ -326,7 +319,7 @@ class DeployedMosquitto(MosquittoServer):
 
 @pytest.fixture
 def deployed() -> Iterator[DeployedMosquitto]:
-    _tool("mosquitto")
+    tool("mosquitto")
     with DeployedMosquitto() as server:
         yield server
 

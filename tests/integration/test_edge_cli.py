@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from edge.outbox import Outbox
-from tests.integration.edge_rig import free_udp_port
-from tests.servers.ports import free_port
+from tests.servers.ports import free_port, free_udp_port
 from towerwatch.cli.main import main
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import binaries
 from tests.servers.httpclient import request
 from tests.servers.influxdb import InfluxDB1Server
 from tests.servers.mosquitto import MosquittoServer
@@ -21,7 +20,7 @@ from tests.servers.plugin import (
     MosquittoFactory,
     MqttAuthSpec,
     PostgresDatabase,
-    unavailable,
+    tool,
 )
 from tests.servers.postgres import PostgresServer
 from tests.servers.process import ServerStartError
@@ -34,13 +33,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- MQTT CLI helpers -----------------------------------------------------------------
-def _tool(name: str) -> str:
-    try:
-        return str(binaries.require(name))
-    except binaries.ServerUnavailable as err:
-        unavailable(str(err))
-
-
 def _conn_args(
     server: MosquittoServer,
     user: str | None = None,
@@ -61,7 +53,7 @@ def _pub(
     conn: Sequence[str], topic: str, message: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [_tool("mosquitto_pub"), *conn, "-t", topic, "-m", message, "-q", "1", *extra],
+        [tool("mosquitto_pub"), *conn, "-t", topic, "-m", message, "-q", "1", *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -72,7 +64,7 @@ def _pub(
 def _sub_once(conn: Sequence[str], topic: str, *extra: str, wait: float = 5) -> str:
     """Receive one message (retained or not) on ``topic``; return its payload."""
     result = subprocess.run(
-        [_tool("mosquitto_sub"), *conn, "-t", topic, "-C", "1", "-W", str(int(wait)), *extra],
+        [tool("mosquitto_sub"), *conn, "-t", topic, "-C", "1", "-W", str(int(wait)), *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -85,7 +77,7 @@ def _sub_once(conn: Sequence[str], topic: str, *extra: str, wait: float = 5) -> 
 def _retained_topics(conn: Sequence[str], topic_filter: str) -> set[str]:
     """All retained topics under ``topic_filter`` (waits one second for them)."""
     result = subprocess.run(
-        [_tool("mosquitto_sub"), *conn, "-t", topic_filter, "-v", "--retained-only", "-W", "1"],
+        [tool("mosquitto_sub"), *conn, "-t", topic_filter, "-v", "--retained-only", "-W", "1"],
         capture_output=True,
         text=True,
         check=False,
@@ -97,7 +89,7 @@ def _retained_topics(conn: Sequence[str], topic_filter: str) -> set[str]:
 def _pub_sub_roundtrip(conn: Sequence[str], topic: str, message: str) -> str:
     """Start a subscriber, publish (repeatedly, until it is subscribed) and return what
     it received."""
-    sub_argv = [_tool("mosquitto_sub"), *conn, "-t", topic, "-C", "1", "-W", "10"]
+    sub_argv = [tool("mosquitto_sub"), *conn, "-t", topic, "-C", "1", "-W", "10"]
     with subprocess.Popen(
         sub_argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     ) as sub:
@@ -188,7 +180,7 @@ def test_mosquitto_auth_custom_spec(mosquitto_auth: MosquittoServer) -> None:
 # -- PostgreSQL -----------------------------------------------------------------------
 def _psql(dsn: str, sql: str) -> str:
     result = subprocess.run(
-        [_tool("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql],
+        [tool("psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-c", sql],
         capture_output=True,
         text=True,
         check=False,
