@@ -1,18 +1,23 @@
 """Patrol scans verified and recorded through the API: scans/s and request latency.
 
 The API (``create_app`` with the patrol runtime, uvicorn) runs in its own process on a
-free loopback port over a SQLite store (or PostgreSQL with ``--database-url``). The bench
-enrols ``--tags`` NTAG 424 DNA checkpoints with derived keys, then sends ``--scans`` SUN
-taps produced by simulated tags (each verified: PICCData decrypted, session key derived,
-CMAC checked, read counter checked and advanced, scan row written):
+free loopback port over a SQLite store, or PostgreSQL (``--postgres`` starts one from
+``tests/servers`` on a free port; ``--database-url`` uses one you give). The bench enrols
+``--tags`` NTAG 424 DNA checkpoints with derived keys, then sends ``--scans`` SUN taps
+produced by simulated tags (each verified: PICCData decrypted, session key derived, CMAC
+checked, read counter checked and advanced, scan row written):
 
-- ``batch``: ``POST /patrol/scans`` with ``--batch`` taps per request (offline uploads);
+- ``batch``: ``POST /patrol/scans`` with ``--batch`` taps per request (offline uploads),
+  from ``--clients`` phones at once (each with its own tags, so no tap is a replay);
 - ``single``: one tap per request (``--single`` requests), p50/p99 per request.
 
-The scans do not join rounds (no schedules): this measures verification and recording.
+Afterwards the store is counted: every tap must be recorded as ``accepted``. The server's
+CPU time per scan is printed too (steadier than wall time on a shared machine). The scans
+do not join rounds (no schedules): this measures verification and recording.
 Target: >= 1,000 scans/s. Prints one JSON object::
 
     python -m bench.patrol [--scans 10000] [--batch 100] [--single 1000] [--tags 50]
+                           [--clients 1] [--postgres | --database-url URL]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +102,24 @@ def percentiles(values: list[float]) -> dict[str, float]:
             round(statistics.fmean(ordered) * 1000, 2), "max_ms": pick(1.0)}
 
 
-def run(args: argparse.Namespace, http: httpx.Client) -> dict[str, Any]:
+def recorded(url: str) -> dict[str, int]:
+    """Scan rows in the store by result."""
+    from sqlalchemy import func, select
+
+    from cloud.db import Database
+    from cloud.patrols.tables import PatrolScan
+
+    database = Database.from_url(url)
+    try:
+        with database.transaction() as session:
+            rows = session.execute(select(PatrolScan.result, func.count())
+                                   .group_by(PatrolScan.result)).all()
+    finally:
+        database.dispose()
+    return {str(result): int(count) for result, count in rows}
+
+
+def run(args: argparse.Namespace, http: httpx.Client, cpu: Any) -> dict[str, Any]:
     from simulators.patrol.ntag import SimTag
 
     def token(user: str) -> dict[str, str]:
@@ -118,11 +141,12 @@ def run(args: argparse.Namespace, http: httpx.Client) -> dict[str, Any]:
                                            bytes.fromhex(keys["file_read"]))))
     serial = 0
 
-    def make(count: int) -> list[dict[str, Any]]:
+    def make(count: int, phone: int = 0) -> list[dict[str, Any]]:
         nonlocal serial
+        own = tags[phone::args.clients]  # a phone taps its own checkpoints
         scans = []
         for _ in range(count):
-            code, tag = tags[serial % len(tags)]
+            code, tag = own[serial % len(own)]
             tap = tag.read()
             scans.append({"scan_id": f"b-{serial}", "device_time": int(time.time() * 1000),
                           "method": "ntag424_sun", "checkpoint": code,
@@ -130,9 +154,9 @@ def run(args: argparse.Namespace, http: httpx.Client) -> dict[str, Any]:
             serial += 1
         return scans
 
-    def send(scans: list[dict[str, Any]]) -> float:
+    def send(client: httpx.Client, scans: list[dict[str, Any]]) -> float:
         began = time.perf_counter()
-        answer = http.post(f"{base}/scans", headers=guard, json={"scans": scans})
+        answer = client.post(f"{base}/scans", headers=guard, json={"scans": scans})
         elapsed = time.perf_counter() - began
         answer.raise_for_status()
         results = answer.json()["results"]
@@ -140,20 +164,30 @@ def run(args: argparse.Namespace, http: httpx.Client) -> dict[str, Any]:
             raise RuntimeError(f"a bench scan was not accepted: {results}")
         return elapsed
 
-    batches = [make(args.batch) for _ in range(args.scans // args.batch)]
+    def phone(batches: list[list[dict[str, Any]]]) -> list[float]:
+        with httpx.Client(base_url=http.base_url, timeout=120) as client:
+            return [send(client, b) for b in batches]
+
+    per_phone = args.scans // args.batch // args.clients
+    queues = [[make(args.batch, p) for _ in range(per_phone)] for p in range(args.clients)]
+    cpu_before = cpu()
     began = time.perf_counter()
-    batch_times = [send(b) for b in batches]
+    with ThreadPoolExecutor(args.clients) as pool:
+        batch_times = [t for times in pool.map(phone, queues) for t in times]
     batch_wall = time.perf_counter() - began
+    batch_cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu().items()}
     singles = [make(1) for _ in range(args.single)]
     began = time.perf_counter()
-    single_times = [send(s) for s in singles]
+    single_times = [send(http, s) for s in singles]
     single_wall = time.perf_counter() - began
-    batch_count = len(batches) * args.batch
+    batch_count = len(batch_times) * args.batch
     return {
-        "batch": {"scans": batch_count, "per_request": args.batch,
+        "batch": {"scans": batch_count, "per_request": args.batch, "clients": args.clients,
                   "scans_per_s": round(batch_count / batch_wall, 1),
                   "request": percentiles(batch_times),
-                  "per_scan_ms": round(batch_wall / batch_count * 1000, 3)},
+                  "per_scan_ms": round(batch_wall / batch_count * 1000, 3),
+                  "server_cpu_ms_per_scan": {k: round(v / batch_count * 1000, 3)
+                                             for k, v in batch_cpu.items()}},
         "single": {"scans": len(singles), "scans_per_s": round(len(singles) / single_wall, 1),
                    "request": percentiles(single_times)},
     }
@@ -165,31 +199,48 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--single", type=int, default=1000)
     parser.add_argument("--tags", type=int, default=50)
-    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--clients", type=int, default=1, help="phones uploading at once")
+    engine = parser.add_mutually_exclusive_group()
+    engine.add_argument("--postgres", action="store_true",
+                        help="start a PostgreSQL server (tests/servers) for the store")
+    engine.add_argument("--database-url", default=None)
     args = parser.parse_args()
+    if args.clients < 1 or args.tags < args.clients:
+        parser.error("--clients must be at least 1 and at most --tags")
+    from bench._servers import Servers, process_cpu
     from tests.servers.ports import free_port
 
-    with tempfile.TemporaryDirectory(prefix="tw-bench-patrol-") as folder:
-        url = args.database_url or f"sqlite:///{folder}/towerwatch.db"
+    with tempfile.TemporaryDirectory(prefix="tw-bench-patrol-") as folder, \
+            Servers(postgres=args.postgres) as servers:
+        url = (servers.postgres_database("bench_patrol") if args.postgres
+               else args.database_url or f"sqlite:///{folder}/towerwatch.db")
         prepare(url)
         port = free_port()
         ctx = mp.get_context("spawn")
         ready = ctx.Event()
         process = ctx.Process(target=serve, args=(url, folder, port, ready), daemon=True)
         process.start()
+
+        def cpu() -> dict[str, float]:  # the API process and, for PostgreSQL, the server
+            return {"api": process_cpu(process.pid), **servers.cpu_seconds()}
+
         try:
             if not ready.wait(60):
                 sys.exit("the API did not start")
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-                figures = run(args, http)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as http:
+                figures = run(args, http, cpu)
         finally:
             process.terminate()
             process.join(10)
+        rows = recorded(url)
+    expected = figures["batch"]["scans"] + figures["single"]["scans"]
+    if rows != {"accepted": expected}:
+        sys.exit(f"the store holds {rows}, not {expected} accepted scans")
     target = 1000.0
     print(json.dumps({
         "bench": "patrol", "path": "HTTP API (uvicorn, own process) -> SUN verification -> "
-        "scan rows", "database": "postgresql" if args.database_url else "sqlite",
-        "tags": args.tags, **figures, "target_scans_per_s": target,
+        "scan rows", "database": "sqlite" if url.startswith("sqlite") else "postgresql",
+        "tags": args.tags, **figures, "recorded": rows, "target_scans_per_s": target,
         "target_met": figures["batch"]["scans_per_s"] >= target}, indent=2))
 
 

@@ -17,11 +17,14 @@ Key modes of a SUN checkpoint:
     AN10922 padding rule) from the diversification key: diversification input
     ``key number ‖ UID ‖ SHA-256(site)[:16]``. Nothing secret is stored; the keys to
     program are shown once at enrolment. ``key_version`` lets a site rotate the master
-    secret's derived keys tag by tag.
+    secret's derived keys tag by tag. The vault keeps the derived keys of the last
+    :data:`DERIVED_CACHE` tags it was asked about (the master secret is in memory anyway),
+    so verifying a tap costs no diversification.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -35,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cloud.patrols.errors import PatrolConfigError
 
 __all__ = [
+    "DERIVED_CACHE",
     "MIN_MASTER_BYTES",
     "KeyVault",
     "TagKeys",
@@ -43,6 +47,8 @@ __all__ = [
 ]
 
 MIN_MASTER_BYTES: Final = 16
+DERIVED_CACHE: Final = 8192
+"""How many tags' derived keys a vault keeps (least recently used go first)."""
 META_KEY_NO: Final = 1
 FILE_KEY_NO: Final = 2
 _VAULT_LABEL: Final = b"towerwatch patrol key vault v1"
@@ -133,6 +139,7 @@ class KeyVault:
                 f"the patrol master key must be at least {MIN_MASTER_BYTES} bytes")
         self._aead = AESGCM(hmac.new(master, _VAULT_LABEL, hashlib.sha256).digest())
         self._kdf = hmac.new(master, _KDF_LABEL, hashlib.sha256).digest()[:16]
+        self._derived = functools.lru_cache(maxsize=DERIVED_CACHE)(self._derive)
 
     def seal(self, key: bytes, aad: str) -> bytes:
         """``nonce ‖ ciphertext ‖ tag`` of ``key``, bound to ``aad``."""
@@ -151,6 +158,9 @@ class KeyVault:
 
     def derive(self, site: str, uid: bytes, *, version: int = 1) -> TagKeys:
         """AN10922-diversified keys of the tag ``uid`` on ``site`` (key ``version``)."""
+        return self._derived(site, bytes(uid), version)
+
+    def _derive(self, site: str, uid: bytes, version: int) -> TagKeys:
         system = hashlib.sha256(f"{site}\0{version}".encode()).digest()[:16]
         return TagKeys(
             meta_read=an10922_diversify(self._kdf, bytes([META_KEY_NO]) + uid + system),

@@ -8,14 +8,21 @@ A tap names its checkpoint in one of three ways:
   counter must be above the last accepted one. Strong assurance.
 - plain UID: the phone read the tag's UID. Weak assurance: a UID can be copied.
 - QR: the printed code's text. Weak assurance: a photograph of it works as well.
+
+A batch of taps is identified against a :class:`TagIndex`: the checkpoints the batch names,
+loaded and locked in one query (in id order, so concurrent batches lock alike and a tag's
+read counter advances one batch at a time), with each SUN checkpoint's keys opened or
+derived once. Its rows are the session's own: a counter advanced by one tap of the batch is
+what the next tap of the same tag is checked against.
 """
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from cloud.patrols.errors import BadMac, PatrolConflict, PatrolInvalid, TapRejected, UnknownTag
@@ -25,7 +32,15 @@ from cloud.patrols.runtime import PatrolRuntime
 from cloud.patrols.sun import SunReading, check_fresh, parse_hex, verify_sun
 from cloud.patrols.tables import PatrolCheckpoint
 
-__all__ = ["CheckpointSpec", "Tap", "assurance_of", "enrol", "identify", "tag_keys"]
+__all__ = [
+    "CheckpointSpec",
+    "TagIndex",
+    "Tap",
+    "assurance_of",
+    "enrol",
+    "identify",
+    "tag_keys",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +144,10 @@ def _check_unique(session: Session, site: str, row: PatrolCheckpoint) -> None:
     clauses = [(PatrolCheckpoint.code, row.code, "code"),
                (PatrolCheckpoint.tag_uid, row.tag_uid, "uid"),
                (PatrolCheckpoint.qr_code, row.qr_code, "qr_code")]
-    for column, value, field in clauses:
+    for column, value, name in clauses:
         if value is not None and session.scalar(select(PatrolCheckpoint.id).where(
                 PatrolCheckpoint.site_id == site, column == value)) is not None:
-            raise PatrolConflict(f"{field} {value!r} is already enrolled on site {site!r}")
+            raise PatrolConflict(f"{name} {value!r} is already enrolled on site {site!r}")
 
 
 def tag_keys(rt: PatrolRuntime, row: PatrolCheckpoint) -> TagKeys:
@@ -150,16 +165,68 @@ def _rejected(error: TapRejected, row: PatrolCheckpoint | None) -> TapRejected:
     return error
 
 
-def _by(session: Session, site: str, where: ColumnElement[bool]) -> PatrolCheckpoint | None:
-    query = select(PatrolCheckpoint).where(PatrolCheckpoint.site_id == site, where)
-    return session.scalar(query.with_for_update())
+@dataclass
+class TagIndex:
+    """The checkpoints a batch of taps names (by code, UID or QR text) and their SUN keys."""
+
+    by_code: dict[str, PatrolCheckpoint] = field(default_factory=dict)
+    by_uid: dict[str, PatrolCheckpoint] = field(default_factory=dict)
+    by_qr: dict[str, PatrolCheckpoint] = field(default_factory=dict)
+    _keys: dict[int, TagKeys] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, session: Session, site: str, taps: Iterable[Tap]) -> TagIndex:
+        """One query (``SELECT … FOR UPDATE`` in id order) for every checkpoint ``taps``
+        could name on ``site``: they stay locked until the transaction ends."""
+        codes: set[str] = set()
+        uids: set[str] = set()
+        qrs: set[str] = set()
+        for tap in taps:
+            if tap.method is TagType.SUN and tap.checkpoint:
+                codes.add(tap.checkpoint)
+            elif tap.method is TagType.UID:
+                try:
+                    uids.add(_uid(tap.uid, "uid", (4, 7, 10)))
+                except PatrolInvalid:
+                    continue  # identify() rejects it with the reason
+            elif tap.method is TagType.QR:
+                qrs.add(tap.qr or "")
+        index = cls()
+        if not (codes or uids or qrs):
+            return index
+        named = (PatrolCheckpoint.site_id == site,
+                 or_(PatrolCheckpoint.code.in_(codes), PatrolCheckpoint.tag_uid.in_(uids),
+                     PatrolCheckpoint.qr_code.in_(qrs)))
+        if session.get_bind().dialect.name == "sqlite":
+            # SQLite ignores FOR UPDATE and opens a transaction only at its first write: a
+            # write that changes nothing takes the database's write lock now, so the rows
+            # read next stay current until commit (another batch waits, busy timeout).
+            session.execute(update(PatrolCheckpoint).where(*named)
+                            .values(last_counter=PatrolCheckpoint.last_counter)
+                            .execution_options(synchronize_session=False))
+        rows = session.scalars(select(PatrolCheckpoint).where(*named)
+                               .order_by(PatrolCheckpoint.id).with_for_update())
+        for row in rows:
+            index.by_code[row.code] = row
+            if row.tag_uid is not None:
+                index.by_uid[row.tag_uid] = row
+            if row.qr_code is not None:
+                index.by_qr[row.qr_code] = row
+        return index
+
+    def keys(self, rt: PatrolRuntime, row: PatrolCheckpoint) -> TagKeys:
+        """The checkpoint's SUN keys, opened or derived once per batch."""
+        found = self._keys.get(row.id)
+        if found is None:
+            found = self._keys[row.id] = tag_keys(rt, row)
+        return found
 
 
-def _identify_sun(session: Session, rt: PatrolRuntime, site: str,
+def _identify_sun(index: TagIndex, rt: PatrolRuntime, site: str,
                   tap: Tap) -> tuple[PatrolCheckpoint, SunReading]:
     if not tap.checkpoint:
         raise UnknownTag("a SUN tap must name its checkpoint (the tag URL's path)")
-    row = _by(session, site, PatrolCheckpoint.code == tap.checkpoint)
+    row = index.by_code.get(tap.checkpoint)
     if row is None or not row.active or row.tag_type != TagType.SUN:
         raise UnknownTag(f"no active SUN checkpoint {tap.checkpoint!r} on site {site!r}")
     try:
@@ -169,7 +236,7 @@ def _identify_sun(session: Session, rt: PatrolRuntime, site: str,
         if tap.enc:
             parse_hex(tap.enc, None, "enc")
             mac_input = f"{tap.enc.upper()}&cmac=".encode("ascii")
-        keys = tag_keys(rt, row)
+        keys = index.keys(rt, row)
         reading = verify_sun(meta_key=keys.meta_read, file_key=keys.file_read,
                              picc_data=picc, cmac=cmac, mac_input=mac_input)
         if reading.uid_hex != row.tag_uid:
@@ -180,12 +247,13 @@ def _identify_sun(session: Session, rt: PatrolRuntime, site: str,
     return row, reading
 
 
-def identify(session: Session, rt: PatrolRuntime, site: str,
+def identify(index: TagIndex, rt: PatrolRuntime, site: str,
              tap: Tap) -> tuple[PatrolCheckpoint, SunReading | None]:
     """The checkpoint of an authentic tap (SUN: its counter is then recorded as used), or
-    :class:`TapRejected` (with ``checkpoint_id`` when the checkpoint is known)."""
+    :class:`TapRejected` (with ``checkpoint_id`` when the checkpoint is known). ``index``
+    holds the checkpoints of the tap's batch (:meth:`TagIndex.load`)."""
     if tap.method is TagType.SUN:
-        row, reading = _identify_sun(session, rt, site, tap)
+        row, reading = _identify_sun(index, rt, site, tap)
         row.last_counter = reading.counter
         return row, reading
     if tap.method is TagType.UID:
@@ -193,12 +261,12 @@ def identify(session: Session, rt: PatrolRuntime, site: str,
             uid = _uid(tap.uid, "uid", (4, 7, 10))
         except PatrolInvalid as exc:
             raise UnknownTag(str(exc)) from None
-        found = _by(session, site, PatrolCheckpoint.tag_uid == uid)
+        found = index.by_uid.get(uid)
         if found is not None and found.tag_type == TagType.SUN:
             raise _rejected(UnknownTag(
                 f"UID {uid} belongs to a SUN tag: its bare UID proves nothing"), found)
     else:
-        found = _by(session, site, PatrolCheckpoint.qr_code == (tap.qr or ""))
+        found = index.by_qr.get(tap.qr or "")
     if found is None or not found.active or found.tag_type != tap.method:
         raise UnknownTag(f"no active {tap.method.value} checkpoint for this tap")
     return found, None

@@ -1,4 +1,5 @@
-"""Tours: planning from schedules, matching taps to rounds, closing, and the sweep.
+"""Tours: planning from schedules, starting, closing, reconciling, and the sweep (taps are
+joined to rounds by :mod:`cloud.patrols.matching`).
 
 Times of a tour (all UTC ms; windows come from its schedule when it was planned):
 
@@ -16,7 +17,6 @@ is reconciled, and exceptions the new scans disprove are withdrawn.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -41,20 +41,19 @@ from cloud.patrols.tables import (
     PatrolCheckpoint,
     PatrolException,
     PatrolRoute,
-    PatrolRouteStop,
     PatrolScan,
     PatrolSchedule,
     PatrolTour,
 )
 
 __all__ = [
+    "MATCHABLE_CLOSED",
     "SweepResult",
     "abandon_tour",
     "close_tour",
     "finish_tour",
     "get_tour",
     "load_plan",
-    "match_tour",
     "plan_tours",
     "reconcile",
     "start_tour",
@@ -64,7 +63,8 @@ __all__ = [
 
 MAX_BACKFILL_MS: Final = 7 * 86_400_000
 """Planning never reaches further back than this (a long outage)."""
-_MATCHABLE_CLOSED: Final = (TourStatus.MISSED.value, TourStatus.COMPLETED_WITH_EXCEPTIONS.value)
+MATCHABLE_CLOSED: Final = (TourStatus.MISSED.value, TourStatus.COMPLETED_WITH_EXCEPTIONS.value)
+"""Closed rounds a late (offline) tap may still join."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,44 +213,6 @@ def reconcile(session: Session, rt: PatrolRuntime, tour: PatrolTour, now_ms: int
     if tour.status == TourStatus.MISSED:
         tour.started_ms = seen[0].at_ms
     close_tour(session, rt, tour, now_ms=now_ms, finished_ms=seen[-1].at_ms)
-
-
-def _with_stop(route_ids: Iterable[int], session: Session, checkpoint_id: int) -> set[int]:
-    return set(session.scalars(select(PatrolRouteStop.route_id).where(
-        PatrolRouteStop.checkpoint_id == checkpoint_id,
-        PatrolRouteStop.route_id.in_(list(route_ids)))))
-
-
-def match_tour(session: Session, site: str, checkpoint_id: int, guard: str,
-               event_ms: int) -> PatrolTour | None:
-    """The round a tap at ``event_ms`` belongs to: the guard's (then anyone's) round in
-    progress over this checkpoint, else a scheduled round whose start window holds the
-    tap, else a closed round (missed, or closed with exceptions) whose time span holds it."""
-    candidates = session.scalars(select(PatrolTour).where(
-        PatrolTour.site_id == site,
-        PatrolTour.status.in_([TourStatus.IN_PROGRESS.value, TourStatus.SCHEDULED.value,
-                               *_MATCHABLE_CLOSED]),
-        PatrolTour.scheduled_ms <= event_ms + 86_400_000,
-        PatrolTour.scheduled_ms >= event_ms - 2 * 86_400_000)).all()
-    if not candidates:
-        return None
-    on_route = _with_stop({t.route_id for t in candidates}, session, checkpoint_id)
-    tours = [t for t in candidates if t.route_id in on_route]
-
-    def rank(tour: PatrolTour) -> tuple[int, int]:
-        return (0 if tour.guard == guard else 1, abs(tour.scheduled_ms - event_ms))
-
-    running = [t for t in tours if t.status == TourStatus.IN_PROGRESS
-               and (t.started_ms or 0) <= event_ms]
-    if running:
-        return min(running, key=rank)
-    scheduled = [t for t in tours if t.status == TourStatus.SCHEDULED
-                 and t.scheduled_ms - t.window_ms <= event_ms <= start_by_ms(t)]
-    if scheduled:
-        return min(scheduled, key=rank)
-    closed = [t for t in tours if t.status in _MATCHABLE_CLOSED
-              and t.scheduled_ms - t.window_ms <= event_ms <= due_ms(t)]
-    return min(closed, key=rank) if closed else None
 
 
 # -- the sweep ------------------------------------------------------------------------
