@@ -228,25 +228,30 @@ def parse_raw(key: SeriesKey, answer: Sequence[Series]) -> list[Sample]:
     ]
 
 
+def _columns(series: Series, *names: str) -> list[int]:
+    columns: Sequence[str] = series["columns"]
+    try:
+        return [columns.index(name) for name in names]
+    except ValueError as exc:
+        raise TimeSeriesError(f"InfluxDB answer lacks a column: {exc}; got {columns}") from exc
+
+
 def parse_downsampled(aggregates: Sequence[Series], lasts: Sequence[Series]) -> list[Bucket]:
-    last = {
-        int(r["time"]): _value(r["kind"], r["value"], r["value_str"])
-        for s in lasts
-        for r in rows(s)
-    }
-    return [
-        Bucket(
-            start_ms=int(r["time"]),
-            mean=_float(r["mean"]),
-            min=_float(r["min"]),
-            max=_float(r["max"]),
-            last=last.get(int(r["time"])),
-            count=int(r["count"]),
-        )
-        for s in aggregates
-        for r in rows(s)
-        if r["count"]
-    ]
+    # A day of 1-minute buckets is 2 x 1,440 rows: read them by column index.
+    last: dict[int, Value] = {}
+    for s in lasts:
+        t, k, v, vs = _columns(s, "time", "kind", "value", "value_str")
+        for r in s.get("values", []):
+            last[int(r[t])] = _value(r[k], r[v], r[vs])
+    out: list[Bucket] = []
+    for s in aggregates:
+        t, mean, lo, hi, n = _columns(s, "time", "mean", "min", "max", "count")
+        for r in s.get("values", []):
+            if r[n]:
+                start = int(r[t])
+                out.append(Bucket(start_ms=start, mean=_float(r[mean]), min=_float(r[lo]),
+                                  max=_float(r[hi]), last=last.get(start), count=int(r[n])))
+    return out
 
 
 def parse_latest(site: str, gateway: str, device: str, answer: Sequence[Series]) -> list[Sample]:
