@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud.alarms import lifecycle
+from cloud.alarms.broadcast import COMMITTED, ChangeBroadcaster
+from cloud.alarms.commits import after_commit
 from cloud.alarms.describe import describe
 from cloud.alarms.errors import InvalidAlarm, InvalidTransition, ShelveRefused, UnknownAlarm
 from cloud.alarms.settings import AlarmSettings, effective
@@ -113,12 +115,14 @@ class AlarmService:
                  observers: Iterable[AlarmObserver] = (),
                  coverage: MaintenanceCoverage | None = None,
                  notifier: Notifier | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 broadcaster: ChangeBroadcaster = COMMITTED) -> None:
         self.settings = settings or AlarmSettings()
         self.observers = list(observers)
         self.coverage: MaintenanceCoverage = coverage or NoCoverage()
         self.notifier: Notifier = notifier or LogNotifier()
         self.clock = clock
+        self.broadcaster = broadcaster
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -341,6 +345,7 @@ class AlarmService:
                              comment=comment, detail=dict(detail or {}))
         session.add(entry)
         session.flush()
+        self.broadcaster.on_commit(session)
         for observer in self.observers:
             observer.alarm_changed(session, alarm, change)
         return entry
@@ -349,22 +354,13 @@ class AlarmService:
         """Queue a notification, submitted when the session's transaction commits."""
         if alarm.suppressed_reason is not None or alarm.out_of_service:
             return
-        pending: list[Notification] | None = session.info.get(_PENDING)
-        if pending is None:
-            pending = session.info[_PENDING] = []
-            notifier = self.notifier
-
-            def committed(s: Session) -> None:
-                for note in s.info.pop(_PENDING, []):
-                    notifier.submit(note)
-
-            def rolled_back(s: Session, _previous: Any = None) -> None:
-                s.info.pop(_PENDING, None)
-
-            event.listen(session, "after_commit", committed, once=True)
-            event.listen(session, "after_rollback", rolled_back, once=True)
+        pending = after_commit(session, _PENDING, self._submit)
         pending.append(Notification(kind, alarm.escalation_level, now_ms,  # type: ignore[arg-type]
                                     describe(alarm)))
+
+    def _submit(self, notes: list[Notification]) -> None:
+        for note in notes:
+            self.notifier.submit(note)
 
     def _close(self, session: Session, alarm: Alarm, now_ms: int) -> None:
         alarm.closed_ms = now_ms

@@ -1,11 +1,13 @@
 """The Server-Sent Events stream over a real socket (uvicorn on a free loopback port): a
-change arrives, heartbeats flow, streams are scoped to the user's sites, and
-``Last-Event-ID`` resumes."""
+change arrives, heartbeats flow, streams are scoped to the user's sites,
+``Last-Event-ID`` resumes, and a change committed in this process is sent at once rather
+than at the next poll."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+import cloud.alarms.stream as alarm_stream
 from cloud.alarms import AlarmService, AlarmSpec
 from cloud.db import Database
 from cloud.notify.base import LogNotifier
@@ -120,3 +123,25 @@ async def test_last_event_id_resumes_and_a_foreign_site_is_refused(
                              headers={**bearer(token), "Last-Event-ID": "x"})
         assert bad.status_code == 400
         assert bad.json()["error"]["details"][0]["path"] == "header.last-event-id"
+
+
+async def test_an_in_process_change_is_sent_at_once_not_at_the_next_poll(
+        base_url: str, database: Database, alarms: AlarmService,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alarm_stream, "POLL", 60.0)  # only the commit's wake can be in time
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        token = await login(http, "viewer-a")
+        async with http.stream("GET", "/api/v1/sites/alpha/alarms/stream",
+                               params={"heartbeat": 60}, headers=bearer(token)) as response:
+            comments: list[str] = []
+            reading = asyncio.ensure_future(read_events(response, 1, comments))
+            while not comments:  # the opening comment: the stream has begun
+                assert not reading.done(), "the stream ended before it began"
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)  # its first read is done; it waits
+            started = time.monotonic()
+            await asyncio.to_thread(raise_in, database, alarms, "alpha", "pump1_tripped")
+            events = await asyncio.wait_for(reading, 30)
+            elapsed = time.monotonic() - started
+    assert events[0]["data"]["alarm"]["name"] == "pump1_tripped"
+    assert elapsed < 30 < alarm_stream.POLL
