@@ -10,9 +10,12 @@ missed checkpoints, record timing findings only, and turn incidents into work or
 - :class:`RecordingEscalation` keeps the requests (tests, and sites that only want the
   patrol records).
 
-Alarms are site-level, named ``patrol.<kind>.<checkpoint or route code>``: one open alarm per
-checkpoint and kind, however many rounds miss it. Category ``general`` (the work-order
-trades have no security queue).
+Alarms are site-level, named ``patrol.<kind>.<checkpoint or route code>`` (:func:`alarm_name`):
+one open alarm per checkpoint and kind, however many rounds miss it. Category ``general``
+(the work-order trades have no security queue). When the last open exception behind an
+alarm is closed or withdrawn, the escalation is *resolved*: the alarm's condition clears
+(``cloud.alarms.clear_alarm``; an unacknowledged alarm stays on the board until it is
+acknowledged). A work order is not touched: it has its own lifecycle.
 """
 
 from __future__ import annotations
@@ -34,7 +37,10 @@ __all__ = [
     "PatrolEscalation",
     "PlatformEscalation",
     "RecordingEscalation",
+    "Resolution",
     "Rule",
+    "Target",
+    "alarm_name",
     "default_escalation",
 ]
 
@@ -96,22 +102,47 @@ class EscalationRequest:
     detail: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """Nothing open is behind an escalation any more (its exceptions were closed or
+    withdrawn)."""
+
+    target: Target
+    site: str
+    subject: str
+    kind: ExceptionKind
+    ref: str
+    now_ms: int
+
+
+def alarm_name(kind: ExceptionKind, subject: str) -> str:
+    """The alarm a patrol exception raises: ``patrol.<kind>.<checkpoint or route code>``."""
+    return f"patrol.{kind.value}.{subject}"[:128]
+
+
 class PatrolEscalation(Protocol):
     """Carries out an escalation in the caller's transaction; returns a reference to the
-    alarm or work order (``None`` if nothing was created)."""
+    alarm or work order (``None`` if nothing was created). :meth:`resolve` is told when
+    nothing open is behind it any more."""
 
     def escalate(self, session: Session, request: EscalationRequest) -> str | None: ...
+
+    def resolve(self, session: Session, resolution: Resolution) -> None: ...
 
 
 @dataclass
 class RecordingEscalation:
-    """Keeps every request; answers ``alarm-1``, ``work_order-2``, …"""
+    """Keeps every request and resolution; answers ``alarm-1``, ``work_order-2``, …"""
 
     requests: list[EscalationRequest] = field(default_factory=list)
+    resolved: list[Resolution] = field(default_factory=list)
 
     def escalate(self, session: Session, request: EscalationRequest) -> str | None:
         self.requests.append(request)
         return f"{request.target}-{len(self.requests)}"
+
+    def resolve(self, session: Session, resolution: Resolution) -> None:
+        self.resolved.append(resolution)
 
 
 def _ref(result: Any) -> str:
@@ -120,18 +151,19 @@ def _ref(result: Any) -> str:
 
 
 class PlatformEscalation:
-    """Raises alarms and creates work orders through the cloud's own services."""
+    """Raises and clears alarms and creates work orders through the cloud's own services."""
 
-    def __init__(self, raise_alarm: Callable[..., Any],
-                 create_work_order: Callable[..., Any]) -> None:
+    def __init__(self, raise_alarm: Callable[..., Any], create_work_order: Callable[..., Any],
+                 clear_alarm: Callable[..., Any]) -> None:
         self._raise_alarm = raise_alarm
         self._create_work_order = create_work_order
+        self._clear_alarm = clear_alarm
 
     def escalate(self, session: Session, request: EscalationRequest) -> str | None:
         if request.target == "alarm":
             return _ref(self._raise_alarm(
                 session, site=request.site, gateway=None, device=None,
-                name=f"patrol.{request.kind.value}.{request.subject}"[:128], source="patrol",
+                name=alarm_name(request.kind, request.subject), source="patrol",
                 priority=request.priority.value, category=CATEGORY,
                 text_en=request.text_en, text_zh=request.text_zh, now_ms=request.now_ms,
                 detail=request.detail))
@@ -143,17 +175,27 @@ class PlatformEscalation:
                 now_ms=request.now_ms, actor=request.actor))
         return None
 
+    def resolve(self, session: Session, resolution: Resolution) -> None:
+        if resolution.target == "alarm":
+            self._clear_alarm(session, site=resolution.site, gateway=None, device=None,
+                              name=alarm_name(resolution.kind, resolution.subject),
+                              now_ms=resolution.now_ms)
+
 
 def default_escalation() -> PatrolEscalation:
     """:class:`PlatformEscalation` when the alarm and work-order services export their entry
-    points, else a :class:`RecordingEscalation` (and a warning: nothing is escalated)."""
+    points (``raise_alarm``, ``clear_alarm``, ``create_work_order``), else a
+    :class:`RecordingEscalation` (and a warning: nothing is escalated)."""
     try:
-        raise_alarm = getattr(importlib.import_module("cloud.alarms"), "raise_alarm", None)
+        alarms = importlib.import_module("cloud.alarms")
+        raise_alarm = getattr(alarms, "raise_alarm", None)
+        clear_alarm = getattr(alarms, "clear_alarm", None)
         create = getattr(importlib.import_module("cloud.workorders"), "create_work_order", None)
     except ImportError:  # pragma: no cover - both packages ship with the cloud
-        raise_alarm = create = None
-    if raise_alarm is None or create is None:
-        log.warning("cloud.alarms.raise_alarm / cloud.workorders.create_work_order not "
-                    "available: patrol exceptions are recorded but not escalated")
+        raise_alarm = clear_alarm = create = None
+    if raise_alarm is None or clear_alarm is None or create is None:
+        log.warning("cloud.alarms.raise_alarm / clear_alarm / cloud.workorders."
+                    "create_work_order not available: patrol exceptions are recorded but "
+                    "not escalated")
         return RecordingEscalation()
-    return PlatformEscalation(raise_alarm, create)
+    return PlatformEscalation(raise_alarm, create, clear_alarm)

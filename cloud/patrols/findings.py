@@ -1,5 +1,6 @@
 """Patrol exceptions in the store: raise once (by dedupe key) and escalate by policy, close
-with a comment, withdraw when later data disproves them, list.
+with a comment, withdraw when later data disproves them, list. Closing or withdrawing the
+last open exception behind an alarm resolves the escalation (the alarm clears).
 
 Dedupe keys name what the exception is about, so a sweep that runs again, or a retried
 upload, raises nothing new: ``tour:<id>:not_started``, ``tour:<id>:missed:<checkpoint>``,
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.patrols.errors import PatrolConflict, PatrolInvalid, PatrolNotFound
-from cloud.patrols.escalation import EscalationRequest
+from cloud.patrols.escalation import EscalationRequest, Resolution, Target
 from cloud.patrols.model import ExceptionKind, ExceptionStatus, Severity
 from cloud.patrols.runtime import PatrolRuntime
 from cloud.patrols.tables import PatrolCheckpoint, PatrolException, PatrolRoute, PatrolTour
@@ -54,6 +55,13 @@ def _text_fields(session: Session, subject: Subject, kind: ExceptionKind,
     }
 
 
+def _code(subject: Subject) -> str:
+    """What an escalation is about: the checkpoint's code, else the round's route."""
+    if subject.checkpoint is not None:
+        return subject.checkpoint.code
+    return f"route-{subject.tour.route_id}" if subject.tour is not None else "-"
+
+
 def raise_exception(
     session: Session, rt: PatrolRuntime, *, site: str, kind: ExceptionKind, key: str,
     now_ms: int, occurred_ms: int, subject: Subject, detail: dict[str, Any] | None = None,
@@ -76,10 +84,9 @@ def raise_exception(
     rule = rt.policy.rule(kind, severity)
     if rule.target != "none":
         text_en, text_zh = texts(kind, **_text_fields(session, subject, kind, detail))
-        code = (subject.checkpoint.code if subject.checkpoint
-                else f"route-{subject.tour.route_id}" if subject.tour else "-")
         ref = rt.escalation.escalate(session, EscalationRequest(
-            target=rule.target, site=site, subject=code, kind=kind, priority=rule.priority,
+            target=rule.target, site=site, subject=_code(subject), kind=kind,
+            priority=rule.priority,
             text_en=text_en, text_zh=text_zh, now_ms=now_ms, actor=subject.guard,
             detail={"patrol_exception": row.id, **detail}))
         if ref is not None:
@@ -94,8 +101,8 @@ def _get(session: Session, site: str, exception_id: int) -> PatrolException:
     return row
 
 
-def close_exception(session: Session, site: str, exception_id: int, *, comment: str,
-                    user: str, now_ms: int) -> PatrolException:
+def close_exception(session: Session, rt: PatrolRuntime, site: str, exception_id: int, *,
+                    comment: str, user: str, now_ms: int) -> PatrolException:
     """Close an open exception; a comment is required."""
     comment = comment.strip()
     if not comment:
@@ -107,14 +114,38 @@ def close_exception(session: Session, site: str, exception_id: int, *, comment: 
         raise PatrolConflict(f"patrol exception {exception_id} is {row.status}, not open")
     row.status, row.comment = ExceptionStatus.CLOSED.value, comment
     row.closed_by, row.closed_ms = user, now_ms
+    _resolve(session, rt, row, now_ms)
     return row
 
 
-def withdraw(row: PatrolException, reason: str, now_ms: int) -> None:
+def withdraw(session: Session, rt: PatrolRuntime, row: PatrolException, reason: str,
+             now_ms: int) -> None:
     """Withdraw an open exception that later data disproved (the system closes it)."""
     if row.status == ExceptionStatus.OPEN:
         row.status, row.comment = ExceptionStatus.WITHDRAWN.value, reason
         row.closed_by, row.closed_ms = None, now_ms
+        _resolve(session, rt, row, now_ms)
+
+
+def _resolve(session: Session, rt: PatrolRuntime, row: PatrolException, now_ms: int) -> None:
+    """Resolve ``row``'s escalation unless another open exception is behind it too."""
+    if row.escalation not in ("alarm", "work_order") or row.escalation_ref is None:
+        return
+    others = session.scalar(select(PatrolException.id).where(
+        PatrolException.site_id == row.site_id, PatrolException.id != row.id,
+        PatrolException.escalation == row.escalation,
+        PatrolException.escalation_ref == row.escalation_ref,
+        PatrolException.status == ExceptionStatus.OPEN.value).limit(1))
+    if others is not None:
+        return
+    subject = Subject(
+        tour=session.get(PatrolTour, row.tour_id) if row.tour_id is not None else None,
+        checkpoint=(session.get(PatrolCheckpoint, row.checkpoint_id)
+                    if row.checkpoint_id is not None else None))
+    target: Target = "alarm" if row.escalation == "alarm" else "work_order"
+    rt.escalation.resolve(session, Resolution(
+        target=target, site=row.site_id, subject=_code(subject), kind=ExceptionKind(row.kind),
+        ref=row.escalation_ref, now_ms=now_ms))
 
 
 def list_exceptions(

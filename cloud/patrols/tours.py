@@ -203,11 +203,11 @@ def reconcile(session: Session, rt: PatrolRuntime, tour: PatrolTour, now_ms: int
     visited = {v.checkpoint_id for v in seen}
     for row in session.scalars(select(PatrolException).where(
             PatrolException.tour_id == tour.id,
-            PatrolException.status == ExceptionStatus.OPEN.value)):
+            PatrolException.status == ExceptionStatus.OPEN.value)).all():
         if row.kind == ExceptionKind.TOUR_NOT_STARTED and seen:
-            withdraw(row, "late upload: the round was walked", now_ms)
+            withdraw(session, rt, row, "late upload: the round was walked", now_ms)
         elif row.kind == ExceptionKind.MISSED_CHECKPOINT and row.checkpoint_id in visited:
-            withdraw(row, "late upload: the checkpoint was visited", now_ms)
+            withdraw(session, rt, row, "late upload: the checkpoint was visited", now_ms)
     if not seen:
         return
     if tour.status == TourStatus.MISSED:

@@ -369,10 +369,11 @@ async def get_exceptions(
 
 @router.post("/{site}/patrol/exceptions/{exception_id}/close", summary="Close an exception")
 async def close(access: PatrolSite, exception_id: int, body: CloseBody,
-                ctx: Ctx) -> ExceptionOut:
+                ctx: Ctx, rt: Runtime) -> ExceptionOut:
+    """Closing the last open exception behind an alarm clears the alarm's condition."""
     now_ms = ctx.now_ms()
     return await patrol_call(ctx, lambda s: exception_out(close_exception(
-        s, access.site, exception_id, comment=body.comment, user=access.user.username,
+        s, rt, access.site, exception_id, comment=body.comment, user=access.user.username,
         now_ms=now_ms)))
 
 

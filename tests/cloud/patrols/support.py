@@ -5,7 +5,9 @@ transaction."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cloud.db import Database, upsert_site
 from cloud.patrols.catalog import RouteSpec, ScheduleSpec, StopSpec, put_route, put_schedule
@@ -19,6 +21,14 @@ from simulators.patrol.ntag import SimTag
 
 MASTER = "5ACE7E50AB65D5D51FD5BF5A16B8205B5ACE7E50AB65D5D51FD5BF5A16B8205B"
 GUARD = "guard-a"
+SITE = "tower"
+TZ = "Asia/Shanghai"
+
+
+def local_ms(hour: int, minute: int = 0, second: int = 0) -> int:
+    """15 June 2025, ``hour:minute:second`` at the site (UTC epoch ms)."""
+    when = datetime(2025, 6, 15, hour, minute, second, tzinfo=ZoneInfo(TZ))
+    return int(when.timestamp() * 1000)
 
 
 def runtime(tmp_path: Path, escalation: PatrolEscalation | None = None) -> PatrolRuntime:

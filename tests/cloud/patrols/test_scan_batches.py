@@ -5,10 +5,8 @@ taps sent one by one; a whole round walked offline arrives in one batch and is j
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import event, func, select
 
@@ -19,19 +17,14 @@ from cloud.patrols.tables import PatrolCheckpoint, PatrolException, PatrolScan, 
 from cloud.patrols.tours import sweep
 from tests.cloud.patrols.support import (
     GUARD,
+    SITE,
+    TZ,
+    local_ms,
     record,
     route_with_schedule,
     runtime,
     site_with_tags,
 )
-
-SITE = "tower"
-TZ = "Asia/Shanghai"
-
-
-def local_ms(hour: int, minute: int = 0, second: int = 0) -> int:
-    when = datetime(2025, 6, 15, hour, minute, second, tzinfo=ZoneInfo(TZ))
-    return int(when.timestamp() * 1000)
 
 
 def statements(db: Database) -> list[str]:
