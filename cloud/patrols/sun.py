@@ -1,162 +1,56 @@
-"""NTAG 424 DNA Secure Unique NFC (SUN) verification, after NXP AN12196 (pure functions).
+"""The cloud's side of NTAG 424 DNA SUN verification: the shared crypto of
+:mod:`towerwatch.ntag424` (NXP AN12196) with its errors turned into patrol tap errors, and
+the replay rule.
 
-A tag configured for Secure Dynamic Messaging rewrites its NDEF URL on every read:
+- :class:`towerwatch.ntag424.MalformedSun` becomes :class:`MalformedTap` (same ``field``);
+- :class:`towerwatch.ntag424.SunNotAuthentic` becomes :class:`BadMac`;
+- :func:`check_fresh`: a counter is fresh only when strictly above the last one accepted
+  for that tag, else :class:`ReplayedTap`.
 
-``…?picc_data=<32 hex>&cmac=<16 hex>``
-    ``picc_data`` is ``PICCDataTag ‖ UID(7) ‖ SDMReadCtr(3, LSB first) ‖ padding``, encrypted
-    with AES-128 in CBC mode with a zero IV under the *SDM meta read key*.
-``cmac``
-    ``SDMMAC``: the session MAC key is ``CMAC(SDM file read key, SV2)`` with
-    ``SV2 = 3C C3 00 01 00 80 ‖ UID ‖ SDMReadCtr``; the tag MACs the bytes of the URL from
-    ``SDMMACInputOffset`` up to the MAC itself (nothing, when only PICC data and the CMAC
-    are mirrored) and keeps the 8 odd-indexed bytes of the 16-byte CMAC.
-
-Optionally the tag mirrors encrypted file data (``enc=``); it is decrypted with the session
-encryption key (``SV1 = C3 3C 00 01 00 80 ‖ UID ‖ SDMReadCtr``) in CBC mode, the IV being
-``AES(session key, SDMReadCtr ‖ 0…0)``; its hex text is then part of the MAC input.
-
-The MAC is compared in constant time. Replay protection is the caller's: a counter is
-fresh only when strictly above the last one accepted for that tag (:func:`check_fresh`).
+Key and MAC primitives (``aes_cmac``, ``session_mac_key``, …) are used from
+:mod:`towerwatch.ntag424` directly: they raise nothing a tap could cause.
 """
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
-from typing import Final
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from cloud.patrols.errors import BadMac, MalformedTap, ReplayedTap
+from towerwatch import ntag424
+from towerwatch.ntag424 import SunReading
 
 __all__ = [
-    "COUNTER_MAX",
-    "UID_LENGTH",
     "SunReading",
-    "aes_cmac",
     "check_fresh",
     "decrypt_file_data",
     "decrypt_picc_data",
     "parse_hex",
-    "sdm_mac",
-    "session_enc_key",
-    "session_mac_key",
-    "truncate_mac",
     "verify_plain_sun",
     "verify_sun",
 ]
 
-KEY_LENGTH: Final = 16
-UID_LENGTH: Final = 7
-COUNTER_MAX: Final = 0xFFFFFF
-"""SDMReadCtr is 3 bytes."""
-_ZERO_IV: Final = bytes(16)
-_SV2_PREFIX: Final = bytes.fromhex("3CC300010080")
-_SV1_PREFIX: Final = bytes.fromhex("C33C00010080")
-_UID_MIRRORED: Final = 0x80
-_COUNTER_MIRRORED: Final = 0x40
-_UID_LENGTH_MASK: Final = 0x0F
 
-
-@dataclass(frozen=True, slots=True)
-class SunReading:
-    """What a verified tap proves: this tag (``uid``) was read for the ``counter``-th time."""
-
-    uid: bytes
-    counter: int
-    tag: int
-    """PICCDataTag (``0xC7``: UID and counter mirrored, 7-byte UID); ``0`` for plain mirrors."""
-
-    @property
-    def uid_hex(self) -> str:
-        return self.uid.hex().upper()
+@contextmanager
+def _as_tap_errors() -> Iterator[None]:
+    try:
+        yield
+    except ntag424.MalformedSun as exc:
+        raise MalformedTap(exc.field, exc.reason) from exc
+    except ntag424.SunNotAuthentic as exc:
+        raise BadMac(str(exc)) from exc
 
 
 def parse_hex(text: str, size: int | None, field: str) -> bytes:
     """``text`` as bytes; :class:`MalformedTap` naming ``field`` unless it is hex of ``size``."""
-    try:
-        raw = bytes.fromhex(text)
-    except ValueError:
-        raise MalformedTap(field, "is not hexadecimal") from None
-    if size is not None and len(raw) != size:
-        raise MalformedTap(field, f"must be {size} bytes ({2 * size} hex digits), "
-                                  f"got {len(raw)}")
-    return raw
-
-
-def _check_key(key: bytes, what: str) -> None:
-    if len(key) != KEY_LENGTH:
-        raise ValueError(f"{what} must be {KEY_LENGTH} bytes, got {len(key)}")
-
-
-def aes_cmac(key: bytes, data: bytes) -> bytes:
-    """AES-CMAC (NIST SP 800-38B) of ``data`` under the 16-byte ``key``."""
-    mac = CMAC(algorithms.AES(key))
-    mac.update(data)
-    return mac.finalize()
-
-
-def _ecb_encrypt(key: bytes, block: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return encryptor.update(block) + encryptor.finalize()
-
-
-def _cbc_decrypt(key: bytes, iv: bytes, data: bytes) -> bytes:
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    return decryptor.update(data) + decryptor.finalize()
-
-
-def truncate_mac(full: bytes) -> bytes:
-    """The 8 odd-indexed bytes of a 16-byte CMAC (NXP's truncation)."""
-    return full[1::2]
-
-
-def _counter_bytes(counter: int) -> bytes:
-    if not 0 <= counter <= COUNTER_MAX:
-        raise ValueError(f"SDMReadCtr must be within 0..{COUNTER_MAX}, got {counter}")
-    return counter.to_bytes(3, "little")
-
-
-def session_mac_key(file_key: bytes, uid: bytes, counter: int) -> bytes:
-    """``KSesSDMFileReadMAC = CMAC(file_key, SV2)``."""
-    _check_key(file_key, "SDM file read key")
-    return aes_cmac(file_key, _SV2_PREFIX + uid + _counter_bytes(counter))
-
-
-def session_enc_key(file_key: bytes, uid: bytes, counter: int) -> bytes:
-    """``KSesSDMFileReadENC = CMAC(file_key, SV1)``."""
-    _check_key(file_key, "SDM file read key")
-    return aes_cmac(file_key, _SV1_PREFIX + uid + _counter_bytes(counter))
-
-
-def sdm_mac(session_key: bytes, mac_input: bytes = b"") -> bytes:
-    """The 8-byte SDMMAC of ``mac_input`` under the session MAC key."""
-    return truncate_mac(aes_cmac(session_key, mac_input))
+    with _as_tap_errors():
+        return ntag424.parse_hex(text, size, field)
 
 
 def decrypt_picc_data(meta_key: bytes, picc_data: bytes) -> SunReading:
-    """Decrypt the 16-byte encrypted PICCData; :class:`MalformedTap` if it does not hold
-    a mirrored 7-byte UID and read counter (a wrong meta key usually lands here)."""
-    _check_key(meta_key, "SDM meta read key")
-    if len(picc_data) != 16:
-        raise MalformedTap("picc_data", f"must be 16 bytes, got {len(picc_data)}")
-    plain = _cbc_decrypt(meta_key, _ZERO_IV, picc_data)
-    tag = plain[0]
-    if not tag & _UID_MIRRORED or not tag & _COUNTER_MIRRORED:
-        raise BadMac(f"PICCDataTag {tag:#04x} does not mirror both UID and read counter")
-    if tag & _UID_LENGTH_MASK != UID_LENGTH:
-        raise BadMac(f"PICCDataTag {tag:#04x} announces a UID of {tag & 0x0F} bytes, not 7")
-    uid = plain[1:1 + UID_LENGTH]
-    counter = int.from_bytes(plain[1 + UID_LENGTH:4 + UID_LENGTH], "little")
-    return SunReading(uid=uid, counter=counter, tag=tag)
-
-
-def _check_mac(session_key: bytes, cmac: bytes, mac_input: bytes) -> None:
-    if len(cmac) != 8:
-        raise MalformedTap("cmac", f"must be 8 bytes, got {len(cmac)}")
-    if not hmac.compare_digest(sdm_mac(session_key, mac_input), cmac):
-        raise BadMac("the SUN CMAC does not verify")
+    """:func:`towerwatch.ntag424.decrypt_picc_data`, with tap errors."""
+    with _as_tap_errors():
+        return ntag424.decrypt_picc_data(meta_key, picc_data)
 
 
 def verify_sun(
@@ -164,28 +58,24 @@ def verify_sun(
 ) -> SunReading:
     """Decrypt ``picc_data`` and verify ``cmac`` over ``mac_input``; the reading, or
     :class:`BadMac` / :class:`MalformedTap`. Freshness is checked separately."""
-    reading = decrypt_picc_data(meta_key, picc_data)
-    _check_mac(session_mac_key(file_key, reading.uid, reading.counter), cmac, mac_input)
-    return reading
+    with _as_tap_errors():
+        return ntag424.verify_sun(meta_key=meta_key, file_key=file_key, picc_data=picc_data,
+                                  cmac=cmac, mac_input=mac_input)
 
 
 def verify_plain_sun(
     *, file_key: bytes, uid: bytes, counter: int, cmac: bytes, mac_input: bytes = b""
 ) -> SunReading:
     """Verify a tag that mirrors UID and counter in the clear (``uid=…&ctr=…&cmac=…``)."""
-    if len(uid) != UID_LENGTH:
-        raise MalformedTap("uid", f"must be {UID_LENGTH} bytes, got {len(uid)}")
-    _check_mac(session_mac_key(file_key, uid, counter), cmac, mac_input)
-    return SunReading(uid=uid, counter=counter, tag=0)
+    with _as_tap_errors():
+        return ntag424.verify_plain_sun(file_key=file_key, uid=uid, counter=counter,
+                                        cmac=cmac, mac_input=mac_input)
 
 
 def decrypt_file_data(file_key: bytes, reading: SunReading, enc: bytes) -> bytes:
     """Decrypt mirrored ``SDMENCFileData`` (a multiple of 16 bytes) of a verified reading."""
-    if not enc or len(enc) % 16:
-        raise MalformedTap("enc", f"must be a non-empty multiple of 16 bytes, got {len(enc)}")
-    key = session_enc_key(file_key, reading.uid, reading.counter)
-    iv = _ecb_encrypt(key, _counter_bytes(reading.counter) + bytes(13))
-    return _cbc_decrypt(key, iv, enc)
+    with _as_tap_errors():
+        return ntag424.decrypt_file_data(file_key, reading, enc)
 
 
 def check_fresh(counter: int, last: int | None) -> None:

@@ -1,15 +1,10 @@
-"""NTAG 424 DNA SUN verification against NXP's published vectors.
+"""The cloud's SUN adapter and key diversification.
 
-Sources of the vectors:
-
-- NXP AN12196 "NTAG 424 DNA and NTAG 424 DNA TagTamper features and hints":
-  §3.3 Table 1 (SDM session key generation), §3.4.2.1 Table 2 (PICCData decryption),
-  §3.4.4.2.1 (SUN MAC over an empty input) and the page-18 example with encrypted file
-  data (``picc_data=FD91…&enc=CEE9…&cmac=ECC1…``).
-- The same examples as NXP's reference back end answers them (github.com/nfc-developer/
-  sdm-backend, ``tests/test_libsdm.py``), including its plain mirror
-  ``uid=041E3C8A2D6B80&ctr=000006&cmac=4B00064004B0B3D3``.
-- NXP AN10922 "Symmetric key diversifications" §2.2.1 (AES-128 example).
+The AN12196 vectors themselves are checked on the shared crypto in
+``tests/towerwatch/test_ntag424.py``; here the same vectors go through
+:mod:`cloud.patrols.sun`, which must answer with patrol tap errors (``BadMac``,
+``MalformedTap`` naming the field) and keep the replay rule. AN10922 §2.2.1 (AES-128
+example) checks the key diversification of :mod:`cloud.patrols.keys`.
 """
 
 from __future__ import annotations
@@ -19,71 +14,51 @@ import pytest
 from cloud.patrols.errors import BadMac, MalformedTap, ReplayedTap
 from cloud.patrols.keys import an10922_diversify
 from cloud.patrols.sun import (
-    aes_cmac,
     check_fresh,
     decrypt_file_data,
     decrypt_picc_data,
     parse_hex,
-    sdm_mac,
-    session_enc_key,
-    session_mac_key,
-    truncate_mac,
     verify_plain_sun,
     verify_sun,
 )
+from tests.towerwatch.test_ntag424 import TABLE2_PICC, ZERO
+from towerwatch.ntag424 import aes_cmac
 
-ZERO = bytes(16)
 H = bytes.fromhex
 
 
-def test_an12196_table1_session_keys() -> None:
-    key = H("5ACE7E50AB65D5D51FD5BF5A16B8205B")
-    uid = H("04C767F2066180")
-    # SV1/SV2 carry SDMReadCtr 0x000001 LSB first: 01 00 00.
-    assert aes_cmac(key, H("C33C0001008004C767F2066180010000")) == H(
-        "66DA61797E23DECA5D8ECA13BBADF7A9")
-    assert session_enc_key(key, uid, 1) == H("66DA61797E23DECA5D8ECA13BBADF7A9")
-    assert session_mac_key(key, uid, 1) == H("3A3E8110E05311F7A3FCF0D969BF2B48")
-
-
-def test_an12196_table2_picc_data_decryption() -> None:
-    reading = decrypt_picc_data(ZERO, H("EF963FF7828658A599F3041510671E88"))
-    assert reading.tag == 0xC7
-    assert reading.uid_hex == "04DE5F1EACC040"
-    assert reading.counter == 61  # 3D 00 00, LSB first
-
-
-def test_an12196_sun_mac_over_empty_input() -> None:
-    uid = H("04DE5F1EACC040")
-    session = session_mac_key(ZERO, uid, 61)
-    assert session == H("3FB5F6E3A807A03D5E3570ACE393776F")
-    assert sdm_mac(session) == H("94EED9EE65337086")
-    reading = verify_sun(meta_key=ZERO, file_key=ZERO,
-                         picc_data=H("EF963FF7828658A599F3041510671E88"),
+def test_an12196_vectors_verify_through_the_adapter() -> None:
+    reading = verify_sun(meta_key=ZERO, file_key=ZERO, picc_data=TABLE2_PICC,
                          cmac=H("94EED9EE65337086"))
     assert (reading.uid_hex, reading.counter) == ("04DE5F1EACC040", 61)
+    assert decrypt_picc_data(ZERO, TABLE2_PICC) == reading
+    enc = "CEE9A53E3E463EF1F459635736738962"
+    with_file = verify_sun(meta_key=ZERO, file_key=ZERO,
+                           picc_data=H("FD91EC264309878BE6345CBE53BADF40"),
+                           cmac=H("ECC1E7F6C6C73BF6"), mac_input=f"{enc}&cmac=".encode())
+    assert decrypt_file_data(ZERO, with_file, H(enc)) == b"x" * 16
+    assert verify_plain_sun(file_key=ZERO, uid=H("041E3C8A2D6B80"), counter=6,
+                            cmac=H("4B00064004B0B3D3")).counter == 6
 
 
-def test_an12196_encrypted_file_data_and_mac_input() -> None:
-    picc, enc, cmac = (H("FD91EC264309878BE6345CBE53BADF40"),
-                       "CEE9A53E3E463EF1F459635736738962", H("ECC1E7F6C6C73BF6"))
-    reading = verify_sun(meta_key=ZERO, file_key=ZERO, picc_data=picc, cmac=cmac,
-                         mac_input=f"{enc}&cmac=".encode("ascii"))
-    assert (reading.uid_hex, reading.counter) == ("04958CAA5C5E80", 8)
-    assert session_mac_key(ZERO, reading.uid, 8) == H("3ED0920E5E6A0320D823D5987FEAFBB1")
-    assert decrypt_file_data(ZERO, reading, H(enc)) == b"x" * 16
-    with pytest.raises(BadMac):  # the MAC covers the mirrored file data
-        verify_sun(meta_key=ZERO, file_key=ZERO, picc_data=picc, cmac=cmac,
-                   mac_input=b"CEE9A53E3E463EF1F459635736738963&cmac=")
-
-
-def test_plain_mirror_vector() -> None:
-    reading = verify_plain_sun(file_key=ZERO, uid=H("041E3C8A2D6B80"), counter=6,
-                               cmac=H("4B00064004B0B3D3"))
-    assert reading.counter == 6
+def test_forged_and_malformed_taps_become_tap_errors() -> None:
+    with pytest.raises(BadMac) as forged:
+        verify_sun(meta_key=ZERO, file_key=ZERO, picc_data=TABLE2_PICC,
+                   cmac=H("94EED9EE65337087"))
+    assert forged.value.kind == "bad_mac"
+    with pytest.raises(BadMac, match="PICCDataTag"):
+        decrypt_picc_data(H("000102030405060708090A0B0C0D0E0F"), TABLE2_PICC)
     with pytest.raises(BadMac):
         verify_plain_sun(file_key=ZERO, uid=H("041E3C8A2D6B80"), counter=7,
                          cmac=H("4B00064004B0B3D3"))
+    with pytest.raises(MalformedTap, match="picc_data: is not hexadecimal") as bad_hex:
+        parse_hex("XYZ", 16, "picc_data")
+    assert bad_hex.value.field == "picc_data"
+    with pytest.raises(MalformedTap, match=r"cmac: must be 8 bytes, got 2"):
+        verify_sun(meta_key=ZERO, file_key=ZERO, picc_data=TABLE2_PICC, cmac=H("94EE"))
+    with pytest.raises(MalformedTap) as short:
+        decrypt_file_data(ZERO, decrypt_picc_data(ZERO, TABLE2_PICC), bytes(15))
+    assert short.value.field == "enc"
 
 
 def test_an10922_aes128_example() -> None:
@@ -106,32 +81,6 @@ def test_an10922_full_blocks_equal_cmac(length: int) -> None:
         assert derived != aes_cmac(master, b"\x01" + data)
     with pytest.raises(ValueError, match=r"1\.\.31"):
         an10922_diversify(master, bytes(32))
-
-
-def test_forged_mac_is_bad_mac() -> None:
-    picc = H("EF963FF7828658A599F3041510671E88")
-    for cmac in ("94EED9EE65337087", "0000000000000000", "94EED9EE6533708" + "7"):
-        with pytest.raises(BadMac):
-            verify_sun(meta_key=ZERO, file_key=ZERO, picc_data=picc, cmac=H(cmac))
-    other = H("000102030405060708090A0B0C0D0E0F")
-    with pytest.raises(BadMac):  # the right PICC data, the wrong file key
-        verify_sun(meta_key=ZERO, file_key=other, picc_data=picc, cmac=H("94EED9EE65337086"))
-    with pytest.raises(BadMac, match="PICCDataTag"):  # the wrong meta key decrypts to noise
-        verify_sun(meta_key=other, file_key=ZERO, picc_data=picc, cmac=H("94EED9EE65337086"))
-
-
-def test_malformed_input_names_the_field() -> None:
-    with pytest.raises(MalformedTap, match="picc_data: is not hexadecimal"):
-        parse_hex("XYZ", 16, "picc_data")
-    with pytest.raises(MalformedTap, match=r"cmac: must be 8 bytes \(16 hex digits\), got 7"):
-        parse_hex("94EED9EE653370", 8, "cmac")
-    with pytest.raises(MalformedTap, match="cmac"):
-        verify_sun(meta_key=ZERO, file_key=ZERO,
-                   picc_data=H("EF963FF7828658A599F3041510671E88"), cmac=H("94EE"))
-
-
-def test_truncation_keeps_odd_bytes() -> None:
-    assert truncate_mac(bytes(range(16))) == bytes([1, 3, 5, 7, 9, 11, 13, 15])
 
 
 @pytest.mark.parametrize(("counter", "last", "fresh"), [
