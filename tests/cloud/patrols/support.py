@@ -68,17 +68,19 @@ def site_with_tags(db: Database, rt: PatrolRuntime, site: str, timezone: str, co
     return tags
 
 
-def route_with_schedule(db: Database, site: str, tags: list[Tag], recurrence: dict[str, object],
-                        now_ms: int, *, window_min: int = 15, grace_min: int = 15,
-                        duration_min: int = 30, mode: RouteMode = RouteMode.ORDERED) -> int:
-    """Route ``night`` over ``tags`` and schedule ``night`` (created at ``now_ms``); the
-    schedule's id."""
+def route_with_schedule(db: Database, site: str, tags: list[Tag],
+                        recurrence: dict[str, object] | None, now_ms: int, *,
+                        preset: str | None = None, mode: RouteMode = RouteMode.ORDERED) -> int:
+    """Route ``night`` over ``tags`` and schedule ``night`` (created at ``now_ms``: 15 min
+    window and grace, 30 min rounds, unless ``preset`` names them); the schedule's id."""
+    minutes = None if preset else 15
     with db.transaction() as session:
         put_route(session, site, RouteSpec("night", "Night round", mode,
                                            [StopSpec(t.code) for t in tags]), now_ms, create=True)
         return put_schedule(session, site, ScheduleSpec(
-            "night", "Night round", "night", recurrence=recurrence, window_min=window_min,
-            grace_min=grace_min, duration_min=duration_min), now_ms, create=True).id
+            "night", "Night round", "night", preset=preset, recurrence=recurrence,
+            window_min=minutes, grace_min=minutes, duration_min=None if preset else 30),
+            now_ms, create=True).id
 
 
 def record(db: Database, rt: PatrolRuntime, site: str, scans: list[ScanIn], now_ms: int,
