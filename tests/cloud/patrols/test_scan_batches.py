@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import event, func, select
 
 from cloud.db import Database
-from cloud.patrols.model import ExceptionKind, ScanResult, TourStatus
-from cloud.patrols.scans import ScanOutcome, record_scans
+from cloud.patrols.model import ExceptionKind, ScanResult, TagType, TourStatus
+from cloud.patrols.scans import ScanIn, ScanOutcome, record_scans
 from cloud.patrols.tables import PatrolCheckpoint, PatrolException, PatrolScan, PatrolTour
+from cloud.patrols.tags import CheckpointSpec, Tap, enrol
 from cloud.patrols.tours import sweep
 from tests.cloud.patrols.support import (
     GUARD,
@@ -147,3 +148,28 @@ def test_the_same_tap_uploaded_twice_at_once_is_accepted_once(db: Database,
     assert not other.is_alive()
     assert first[0].result is ScanResult.ACCEPTED
     assert [o.result for o in second] == [ScanResult.REPLAY]
+
+
+def test_one_batch_identifies_sun_uid_and_qr_taps(db: Database, tmp_path: Path) -> None:
+    rt = runtime(tmp_path)
+    sun = site_with_tags(db, rt, SITE, TZ, 1)[0]
+    with db.transaction() as session:
+        enrol(session, rt, SITE, CheckpointSpec("door", "Door", TagType.UID, uid="04AABBCC"), 0)
+        enrol(session, rt, SITE, CheckpointSpec("gate", "Gate", TagType.QR, qr_code="gate-qr"),
+              0)
+    now = local_ms(21)
+    batch = [
+        sun.scan("s-sun", now - 5000),
+        ScanIn("s-uid", Tap(TagType.UID, uid="04aabbcc"), now - 4000),
+        ScanIn("s-qr", Tap(TagType.QR, qr="gate-qr"), now - 3000),
+        ScanIn("s-sun-uid", Tap(TagType.UID, uid=sun.sim.uid.hex()), now - 2000),
+        ScanIn("s-bad-uid", Tap(TagType.UID, uid="zz"), now - 1500),
+        ScanIn("s-no-qr", Tap(TagType.QR, qr="elsewhere"), now - 1000),
+    ]
+    outcomes = record(db, rt, SITE, batch, now)
+    assert [(o.result, o.checkpoint, o.assurance) for o in outcomes] == [
+        (ScanResult.ACCEPTED, "cp-1", "strong"), (ScanResult.ACCEPTED, "door", "weak"),
+        (ScanResult.ACCEPTED, "gate", "weak"), (ScanResult.UNKNOWN_TAG, "cp-1", None),
+        (ScanResult.UNKNOWN_TAG, None, None), (ScanResult.UNKNOWN_TAG, None, None)]
+    assert "belongs to a SUN tag" in (outcomes[3].reason or "")
+    assert "uid" in (outcomes[4].reason or "")
