@@ -214,7 +214,7 @@ class CloudService:
         host, _, port = self.settings.api.listen.rpartition(":")
         sender = MqttCommandSender(self.settings.mqtt)
         app = create_app(self.settings, db=self.db, store=self.store, commands=sender,
-                         clock=self.clock)
+                         clock=self.clock, patrols=self.patrols)
         app.state.alarms = self.alarms
         config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port or 8080),
                                 log_level="warning", lifespan="on", access_log=False)

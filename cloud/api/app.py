@@ -92,9 +92,11 @@ def create_app(
     commands: CommandSender,
     clock: Callable[[], float] = time.time,
     hasher: PasswordHasher = DEFAULT_HASHER,
+    patrols: PatrolRuntime | None = None,
 ) -> FastAPI:
     """The API app. ``clock`` gives seconds since the epoch (tests inject one); ``hasher``
-    verifies passwords (tests pass a cheap one). Raises
+    verifies passwords (tests pass a cheap one); ``patrols`` is the service's patrol
+    runtime (one is built from the settings when not given). Raises
     :class:`~cloud.api.errors.ApiConfigError` when the API secret is unusable."""
     api = settings.api
     secret, _persistent = load_secret(api)
@@ -120,7 +122,7 @@ def create_app(
         openapi_tags=TAGS,
     )
     app.state.context = context
-    install_patrols(app, PatrolRuntime.from_settings(settings.patrols))
+    install_patrols(app, patrols or PatrolRuntime.from_settings(settings.patrols))
     app.state.photo_store = PhotoStore(api.photos_dir, max_bytes=api.photo_max_bytes)
     install_error_handlers(app)
     static = frozenset(p for p in (app.openapi_url, app.docs_url) if p)
