@@ -7,28 +7,30 @@ priority, a re-alarm, an escalation) are held on the session and submitted to th
 notifier only after the transaction commits (dropped on rollback).
 
 Raising is safe under concurrent workers: the open alarm is read ``FOR UPDATE``
-(PostgreSQL); when none is open, the new row is inserted in a savepoint, and if another
-worker's insert won the race (``IntegrityError`` on ``ux_alarms_open``) the winner's row is
-read and the occurrence attached to it.
+(PostgreSQL); when none is open, the new row is inserted with ``ON CONFLICT DO NOTHING``,
+and if another worker's insert won the race (``ux_alarms_open`` holds its row) the
+winner's row is read and the occurrence attached to it. Within a transaction the open
+alarm of a key is read once (:meth:`AlarmService.prepare` reads a whole batch's, locked
+in key order) and kept up to date in the transaction's memo as alarms open and close.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from cloud.alarms import lifecycle
 from cloud.alarms.broadcast import COMMITTED, ChangeBroadcaster
-from cloud.alarms.commits import after_commit
+from cloud.alarms.commits import after_commit, transaction_memo
 from cloud.alarms.describe import describe
 from cloud.alarms.errors import InvalidAlarm, InvalidTransition, ShelveRefused, UnknownAlarm
+from cloud.alarms.lookups import insert_unless_taken, memoized
 from cloud.alarms.settings import AlarmSettings, effective
 from cloud.alarms.tables import (
     NAME_LENGTH,
@@ -56,16 +58,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _PENDING = "tw_alarm_notifications"
+_OPEN = "open_alarm"
+AlarmKey = tuple[str, str, str, str]
 
 
 class AlarmObserver(Protocol):
-    """Told of every raise and transition, in the same transaction; keep it cheap."""
+    """Told of every raise and transition, in the same transaction; keep it cheap.
+
+    An observer may also have ``prepare(session, keys)``: called by
+    :meth:`AlarmService.prepare` before a batch, with the batch's alarm keys, to read
+    what it will need for all of them at once."""
 
     def alarm_changed(self, session: Session, alarm: Alarm, change: Change) -> None: ...
 
 
 class MaintenanceCoverage(Protocol):
-    """Whether an open maintenance work order covers the asset (alarms go out of service)."""
+    """Whether an open maintenance work order covers the asset (alarms go out of service).
+    It may have ``prepare(session, keys)`` too (see :class:`AlarmObserver`)."""
 
     def covers(self, session: Session, site: str, gateway: str, device: str,
                now_ms: int) -> bool: ...
@@ -131,9 +140,32 @@ class AlarmService:
         self.observers.append(observer)
 
     def settings_for(self, session: Session, site: str) -> AlarmSettings:
-        """The settings with the site's stored policy applied."""
-        row = session.get(AlarmPolicyRow, site)
-        return self.settings if row is None else effective(self.settings, row.policy)
+        """The settings with the site's stored policy applied (read once per transaction)."""
+        def load() -> AlarmSettings:
+            row = session.get(AlarmPolicyRow, site)
+            return self.settings if row is None else effective(self.settings, row.policy)
+
+        return memoized(session, ("alarm_settings", id(self), site), load)
+
+    def prepare(self, session: Session, keys: Collection[AlarmKey]) -> None:
+        """Before a batch of raises and clears of ``keys`` (site, gateway, device, name):
+        lock their open alarms in key order with one query, and let the coverage and the
+        observers read what they need for the batch's devices at once."""
+        memo = transaction_memo(session)
+        wanted = sorted({k for k in keys if (_OPEN, *k) not in memo})
+        if wanted:
+            columns = (Alarm.site_id, Alarm.gateway_id, Alarm.device_id, Alarm.name)
+            found = {(a.site_id, a.gateway_id, a.device_id, a.name): a
+                     for a in session.scalars(
+                         select(Alarm).where(tuple_(*columns).in_(wanted),
+                                             Alarm.closed_ms.is_(None))
+                         .order_by(*columns).with_for_update())}
+            for key in wanted:
+                memo[(_OPEN, *key)] = found.get(key)
+        for part in (self.coverage, *self.observers):
+            prepare = getattr(part, "prepare", None)
+            if prepare is not None:  # optional: ``prepare(session, keys)``
+                prepare(session, wanted or sorted(set(keys)))
 
     # -- reading ------------------------------------------------------------------------
     def get(self, session: Session, alarm_id: int, *, site: str | None = None,
@@ -148,11 +180,18 @@ class AlarmService:
 
     def open_alarm(self, session: Session, site: str, gateway: str, device: str,
                    name: str) -> Alarm | None:
-        """The open alarm of this key, locked for update on PostgreSQL."""
-        return session.scalars(
+        """The open alarm of this key, locked for update on PostgreSQL (as
+        :meth:`prepare` found it, or as this transaction left it)."""
+        memo = transaction_memo(session)
+        key = (_OPEN, site, gateway, device, name)
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
+        alarm = session.scalars(
             select(Alarm).where(Alarm.site_id == site, Alarm.gateway_id == gateway,
                                 Alarm.device_id == device, Alarm.name == name,
                                 Alarm.closed_ms.is_(None)).with_for_update()).first()
+        memo[key] = alarm
+        return alarm
 
     # -- the condition ------------------------------------------------------------------
     def raise_(self, session: Session, spec: AlarmSpec, now_ms: int, *,
@@ -163,6 +202,8 @@ class AlarmService:
             alarm = self._insert(session, spec, now_ms, suppressed)
             if alarm is not None:
                 return alarm
+            transaction_memo(session).pop((_OPEN, spec.site, spec.gateway, spec.device,
+                                           spec.name), None)
             alarm = self.open_alarm(session, spec.site, spec.gateway, spec.device, spec.name)
             if alarm is None:  # pragma: no cover - the winner closed it in between
                 raise RuntimeError(f"open alarm {spec.name} vanished during a raise")
@@ -191,14 +232,13 @@ class AlarmService:
             raised_ms=now_ms, last_active_ms=now_ms, changed_ms=now_ms, occurrences=1,
             suppressed_reason=suppressed, out_of_service=out_of_service, escalation_level=0)
         self.arm(alarm, settings, since_ms=now_ms)
-        _begin_for_savepoint(session)
-        try:
-            with session.begin_nested():
-                session.add(alarm)
-                session.flush()
-        except IntegrityError:
+        inserted = insert_unless_taken(session, alarm)
+        if inserted is None:
             log.debug("another worker opened %s/%s/%s first", spec.site, spec.device, spec.name)
             return None
+        alarm = inserted
+        transaction_memo(session)[(_OPEN, spec.site, spec.gateway, spec.device,
+                                   spec.name)] = alarm
         self.record(session, alarm, Change.RAISED, now_ms)
         if spec.priority in settings.notify_priorities:
             self.announce(session, alarm, "raised", now_ms)
@@ -364,6 +404,8 @@ class AlarmService:
 
     def _close(self, session: Session, alarm: Alarm, now_ms: int) -> None:
         alarm.closed_ms = now_ms
+        transaction_memo(session)[(_OPEN, alarm.site_id, alarm.gateway_id, alarm.device_id,
+                                   alarm.name)] = None
         alarm.shelved_until_ms = alarm.next_realarm_ms = alarm.next_escalation_ms = None
         self.record(session, alarm, Change.CLOSED, now_ms)
 
@@ -373,18 +415,3 @@ class AlarmService:
                      target=alarm.target,
                      detail={"alarm_id": alarm.id, "state": alarm.state, "comment": comment,
                              **detail})
-
-
-def _begin_for_savepoint(session: Session) -> None:
-    """Make sure SQLite's transaction has begun before a ``SAVEPOINT``.
-
-    Python's sqlite3 module opens its transaction lazily, at the first write: a
-    ``SAVEPOINT`` before any write would open a transaction of its own, and releasing it
-    would commit it, outside the caller's transaction. A write that changes nothing opens
-    the real one first.
-    """
-    if session.get_bind().dialect.name != "sqlite":
-        return
-    raw = session.connection().connection.driver_connection
-    if raw is not None and not getattr(raw, "in_transaction", True):
-        session.execute(text("UPDATE alarms SET id = id WHERE 1 = 0"))

@@ -22,10 +22,10 @@ from typing import TypeAlias
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.alarms.lookups import device_offline, device_profile
 from cloud.alarms.service import AlarmService
 from cloud.alarms.settings import AlarmSettings
 from cloud.alarms.tables import SITE_LEVEL, Alarm
-from cloud.db.models import Device, Gateway
 from cloud.timeseries.base import TimeSeriesStore, Value
 
 __all__ = [
@@ -50,14 +50,6 @@ async def latest_values(store: TimeSeriesStore, devices: Iterable[DeviceKey]) ->
         samples = await store.latest_for_device(*key)
         out[key] = {p: s.value for p, s in samples.items() if s.quality == "good"}
     return out
-
-
-def device_offline(session: Session, site: str, gateway: str, device: str) -> bool:
-    gw = session.get(Gateway, (site, gateway))
-    if gw is not None and not gw.online:
-        return True
-    row = session.get(Device, (site, gateway, device))
-    return row is not None and row.online is False
 
 
 def design_suppression(session: Session, settings: AlarmSettings, key: DeviceKey,
@@ -102,15 +94,11 @@ def refresh_overlays(service: AlarmService, session: Session, now_ms: int,
     """Re-evaluate suppression and out of service of every open device alarm; returns how
     many alarms changed."""
     changed = 0
-    profiles: dict[DeviceKey, str | None] = {}
     for alarm in open_device_alarms(session):
         key = (alarm.site_id, alarm.gateway_id, alarm.device_id)
-        if key not in profiles:
-            row = session.get(Device, key)
-            profiles[key] = None if row is None else row.profile
         settings = service.settings_for(session, alarm.site_id)
-        reason = design_suppression(session, settings, key, profiles[key], alarm.name,
-                                    values.get(key, {}))
+        reason = design_suppression(session, settings, key, device_profile(session, key),
+                                    alarm.name, values.get(key, {}))
         changed += service.set_suppressed(session, alarm, reason, now_ms)
         covered = service.coverage.covers(session, *key, now_ms)
         changed += service.set_out_of_service(session, alarm, covered, now_ms)

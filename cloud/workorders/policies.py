@@ -12,6 +12,8 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from cloud.alarms.commits import transaction_memo
+from cloud.alarms.lookups import memoized
 from cloud.db.audit import record_audit
 from cloud.workorders.errors import InvalidInput, NotFound
 from cloud.workorders.sla import DEFAULT_TERMS, WILDCARD, SlaTerms
@@ -30,6 +32,7 @@ __all__ = [
     "site_terms",
 ]
 
+_TERMS: Final = "sla_site_terms"
 CATEGORIES: Final = tuple(c.value for c in WorkOrderCategory)
 """Work-order categories: the trades alarms name in device profiles."""
 
@@ -53,9 +56,13 @@ def _terms(row: SlaPolicy) -> SlaTerms:
 
 
 def site_terms(session: Session, site: str) -> dict[tuple[str, str], SlaTerms]:
-    """The site's own rows, ``(category, priority) → terms``."""
-    rows = session.scalars(select(SlaPolicy).where(SlaPolicy.site_id == site))
-    return {(row.category, row.priority): _terms(row) for row in rows}
+    """The site's own rows, ``(category, priority) → terms`` (read once per transaction;
+    setting or deleting a row forgets what was read)."""
+    def load() -> dict[tuple[str, str], SlaTerms]:
+        rows = session.scalars(select(SlaPolicy).where(SlaPolicy.site_id == site))
+        return {(row.category, row.priority): _terms(row) for row in rows}
+
+    return dict(memoized(session, (_TERMS, site), load))
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,7 @@ def set_site_terms(
     row.updated_ms = now_ms
     row.updated_by = user
     session.flush()
+    transaction_memo(session).pop((_TERMS, site), None)
     record_audit(session, ts_ms=now_ms, user=user, action="sla_policy.set", site=site,
                  target=f"{category}/{priority}",
                  detail={"respond_minutes": terms.respond_minutes,
@@ -118,5 +126,6 @@ def delete_site_terms(
         raise NotFound("sla_policy", f"{category}/{priority}")
     session.delete(row)
     session.flush()
+    transaction_memo(session).pop((_TERMS, site), None)
     record_audit(session, ts_ms=now_ms, user=user, action="sla_policy.delete", site=site,
                  target=f"{category}/{priority}")

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Final
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud.alarms.lookups import insert_unless_taken, memoized
 from cloud.db.errors import UnknownSite, UnknownUser
 from cloud.db.models import Site
 from cloud.db.roles import Action
@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 TITLE_MAX: Final = 300
+COVERAGE, ASSET_SITE = "covered", "asset_site"
+"""Memo key kinds: maintenance coverage (:mod:`cloud.workorders.from_alarms`), an asset's
+site."""
 FOLLOW_UP_OUTCOMES: Final = ("satisfied", "unsatisfied", "unreachable")
 
 
@@ -76,8 +79,12 @@ def check_assignee(session: Session, site: str, username: str) -> str:
 def _check_asset(session: Session, site: str, asset_id: int | None) -> None:
     if asset_id is None:
         return
-    asset = session.get(Asset, asset_id)
-    if asset is None or asset.site_id != site:
+
+    def load() -> str | None:
+        asset = session.get(Asset, asset_id)
+        return None if asset is None else asset.site_id
+
+    if memoized(session, (ASSET_SITE, asset_id), load) != site:
         raise NotFound("asset", asset_id)
 
 
@@ -98,7 +105,7 @@ def create_work_order(
     (:func:`cloud.workorders.from_alarms` attaches to the open one instead).
     Raises :class:`InvalidInput` naming the field that is wrong.
     """
-    if session.get(Site, site) is None:
+    if not memoized(session, ("site_exists", site), lambda: session.get(Site, site) is not None):
         raise UnknownSite(site)
     check_category(category)
     check_priority(priority)
@@ -131,14 +138,12 @@ def create_work_order(
         respond_due_ms=due.respond, arrive_due_ms=due.arrive, resolve_due_ms=due.resolve,
         paused_ms=0, follow_up_minutes=terms.follow_up_minutes, occurrences=1,
     )
-    try:
-        with session.begin_nested():
-            session.add(order)
-            session.flush()
-    except IntegrityError as exc:
+    inserted = insert_unless_taken(session, order)
+    if inserted is None:
         raise Conflict("an open work order already exists for this asset and alarm"
                        if alarm_key else "a work order for this plan and due date exists",
-                       details={"open_key": order.open_key}) from exc
+                       details={"open_key": order.open_key})
+    order = inserted
     if alarm_id is not None:
         session.add(WorkOrderAlarm(work_order_id=order.id, alarm_id=alarm_id,
                                    attached_ms=now_ms))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud.alarms.commits import forget
 from cloud.workorders.breaches import (
     deadlines_of,
     milestones_of,
@@ -20,7 +21,7 @@ from cloud.workorders.errors import (
 )
 from cloud.workorders.history import record_event
 from cloud.workorders.policies import site_terms
-from cloud.workorders.service import check_assignee, get_work_order, open_key_for
+from cloud.workorders.service import COVERAGE, check_assignee, get_work_order, open_key_for
 from cloud.workorders.sla import deadlines, shift, terms_for
 from cloud.workorders.states import TRANSITIONS, Actor, Source, State, WorkAction, next_state
 from cloud.workorders.tables import WorkOrder
@@ -122,6 +123,7 @@ def transition(
                        details={"follow_up_due": order.follow_up_due_ms})
     _apply(session, order, action, target, now_ms, comment)
     order.state = target.value
+    forget(session, COVERAGE)  # maintenance coverage may have begun or ended
     try:
         with session.begin_nested():
             session.flush()
