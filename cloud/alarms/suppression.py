@@ -22,7 +22,7 @@ from typing import TypeAlias
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.alarms.lookups import device_offline, device_profile
+from cloud.alarms.lookups import device_offline, device_profile, prefetch_devices
 from cloud.alarms.service import AlarmService
 from cloud.alarms.settings import AlarmSettings
 from cloud.alarms.tables import SITE_LEVEL, Alarm
@@ -94,7 +94,13 @@ def refresh_overlays(service: AlarmService, session: Session, now_ms: int,
     """Re-evaluate suppression and out of service of every open device alarm; returns how
     many alarms changed."""
     changed = 0
-    for alarm in open_device_alarms(session):
+    alarms = open_device_alarms(session)
+    prefetch_devices(session, {(a.site_id, a.gateway_id, a.device_id) for a in alarms})
+    prepare = getattr(service.coverage, "prepare", None)
+    if prepare is not None:  # every device's coverage in one query
+        prepare(session, sorted({(a.site_id, a.gateway_id, a.device_id, a.name)
+                                 for a in alarms}))
+    for alarm in alarms:
         key = (alarm.site_id, alarm.gateway_id, alarm.device_id)
         settings = service.settings_for(session, alarm.site_id)
         reason = design_suppression(session, settings, key, device_profile(session, key),
