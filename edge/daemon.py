@@ -194,7 +194,8 @@ class Gateway:
     async def _gauges(self) -> None:
         while True:
             self.metrics.outbox(self.outbox.depth(), self.outbox.dropped)
-            self.metrics.mqtt(self.publisher.connected, self.publisher.reconnects)
+            self.metrics.mqtt(self.publisher.connected, self.publisher.reconnects,
+                              published_total=self.publisher.published)
             await asyncio.sleep(1.0)
 
     async def _reload(self) -> str | None:

@@ -13,7 +13,7 @@
     ├── OutboxError            the durable outbox cannot store a message
     └── CommandRefused         a command from the cloud is not allowed (reason in the message)
 
-Foreign errors (pymodbus, bacpypes3, aiomqtt, sqlite3) are converted where those
+Foreign errors (pymodbus, bacpypes3, paho-mqtt, sqlite3) are converted where those
 libraries are imported, with ``raise ... from exc``.
 """
 

@@ -45,9 +45,15 @@ def _same(expected: Any, got: Any) -> bool:
 async def test_every_device_class_decodes_to_the_simulator_values(
         building: SimBuilding, mosquitto: MosquittoServer, tmp_path: Path) -> None:
     config = edge_config_file(building, tmp_path, mosquitto.url)
-    async with collect(mosquitto.host, mosquitto.port) as seen, running_gateway(config):
+    async with collect(mosquitto.host, mosquitto.port) as seen, \
+            running_gateway(config) as gateway:
         ids = list(building.devices)
         await seen.wait_for(lambda: all(seen.of("telemetry", d) for d in ids), limit=20)
+        await asyncio.sleep(1.2)  # the gauges follow the publisher once a second
+        exposition = gateway.metrics.render()[0].decode()
+        published = next(float(line.split()[-1]) for line in exposition.splitlines()
+                         if line.startswith("towerwatch_edge_messages_published_total "))
+        assert published >= len(ids), exposition
         for device_id in ids:
             device = building.device(device_id)
             expected = building.values(device_id)
