@@ -34,8 +34,6 @@ class PatrolSettings(BaseModel):
     """Oldest device time accepted in an offline batch."""
     max_walk_speed: Annotated[float, Field(gt=0, le=50)] = 2.5
     """Metres per second between checkpoints with known positions; faster is ``too_fast``."""
-    duplicate_window: Duration = 300.0
-    """A second tap of the same checkpoint on a tour within this time is a ``duplicate``."""
     planning_horizon: Duration = 6 * 3600.0
     """How far ahead scheduled tours are created (guards see what is coming)."""
     max_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
