@@ -10,17 +10,17 @@ savepoint (``INSERT … ON CONFLICT DO NOTHING RETURNING``, on PostgreSQL and SQ
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import inspect, select, tuple_
+from sqlalchemy import ColumnElement, and_, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from cloud.alarms.commits import transaction_memo
 from cloud.db.models import Device, Gateway
 
-__all__ = ["device_offline", "device_profile", "insert_unless_taken", "memoized",
+__all__ = ["covering", "device_offline", "device_profile", "insert_unless_taken", "memoized",
            "prefetch_devices"]
 
 T = TypeVar("T")
@@ -55,6 +55,15 @@ def _gateway_online(session: Session, site: str, gateway: str) -> bool | None:
     return memoized(session, (_GATEWAY, site, gateway), load)
 
 
+def covering(columns: Sequence[Any],
+             keys: Collection[tuple[Any, ...]]) -> ColumnElement[bool]:
+    """A condition that holds for every key in ``keys`` (and maybe a few more rows: filter
+    them): each column ``IN`` its values. Much cheaper to send than a row-value ``IN`` of
+    thousands of parameters."""
+    return and_(*(column.in_(sorted({key[n] for key in keys}))
+                  for n, column in enumerate(columns)))
+
+
 def device_profile(session: Session, key: DeviceKey) -> str | None:
     facts = _device(session, key)
     return None if facts is None else facts[0]
@@ -77,14 +86,14 @@ def prefetch_devices(session: Session, keys: Collection[DeviceKey]) -> None:
                  for d in session.execute(
                      select(Device.site_id, Device.gateway_id, Device.id, Device.profile,
                             Device.online)
-                     .where(tuple_(Device.site_id, Device.gateway_id, Device.id).in_(wanted)))}
+                     .where(covering((Device.site_id, Device.gateway_id, Device.id), wanted)))}
         for key in wanted:
             memo[(_DEVICE, key)] = found.get(key)
     gateways = sorted({(s, g) for s, g, _d in keys if (_GATEWAY, s, g) not in memo})
     if gateways:
         online = {(g.site_id, g.id): g.online for g in session.execute(
             select(Gateway.site_id, Gateway.id, Gateway.online)
-            .where(tuple_(Gateway.site_id, Gateway.id).in_(gateways)))}
+            .where(covering((Gateway.site_id, Gateway.id), gateways)))}
         for site, gateway in gateways:
             memo[(_GATEWAY, site, gateway)] = online.get((site, gateway))
 

@@ -17,9 +17,9 @@ job); a new alarm gets the same verdict when it is raised.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from cloud.alarms.lookups import device_offline, device_profile, prefetch_devices
@@ -74,9 +74,13 @@ def _same(value: Value, wanted: str | int | float | bool) -> bool:
     return value == wanted
 
 
-def open_device_alarms(session: Session) -> list[Alarm]:
-    return list(session.scalars(select(Alarm).where(
-        Alarm.closed_ms.is_(None), Alarm.device_id != SITE_LEVEL)))
+def open_device_alarms(session: Session) -> list[Row[Any]]:
+    """``(id, site, gateway, device, name, suppressed_reason, out_of_service)`` of every
+    open device alarm (plain rows: the job loads an alarm only when it changes)."""
+    return list(session.execute(
+        select(Alarm.id, Alarm.site_id, Alarm.gateway_id, Alarm.device_id, Alarm.name,
+               Alarm.suppressed_reason, Alarm.out_of_service)
+        .where(Alarm.closed_ms.is_(None), Alarm.device_id != SITE_LEVEL)))
 
 
 def rule_devices(session: Session, service: AlarmService) -> set[DeviceKey]:
@@ -94,18 +98,23 @@ def refresh_overlays(service: AlarmService, session: Session, now_ms: int,
     """Re-evaluate suppression and out of service of every open device alarm; returns how
     many alarms changed."""
     changed = 0
-    alarms = open_device_alarms(session)
-    prefetch_devices(session, {(a.site_id, a.gateway_id, a.device_id) for a in alarms})
+    rows = open_device_alarms(session)
+    prefetch_devices(session, {(a.site_id, a.gateway_id, a.device_id) for a in rows})
     prepare = getattr(service.coverage, "prepare", None)
     if prepare is not None:  # every device's coverage in one query
         prepare(session, sorted({(a.site_id, a.gateway_id, a.device_id, a.name)
-                                 for a in alarms}))
-    for alarm in alarms:
-        key = (alarm.site_id, alarm.gateway_id, alarm.device_id)
-        settings = service.settings_for(session, alarm.site_id)
+                                 for a in rows}))
+    for row in rows:
+        key = (row.site_id, row.gateway_id, row.device_id)
+        settings = service.settings_for(session, row.site_id)
         reason = design_suppression(session, settings, key, device_profile(session, key),
-                                    alarm.name, values.get(key, {}))
-        changed += service.set_suppressed(session, alarm, reason, now_ms)
+                                    row.name, values.get(key, {}))
         covered = service.coverage.covers(session, *key, now_ms)
+        if reason == row.suppressed_reason and covered == row.out_of_service:
+            continue
+        alarm = session.get(Alarm, row.id)
+        if alarm is None:  # pragma: no cover - alarms are never deleted
+            continue
+        changed += service.set_suppressed(session, alarm, reason, now_ms)
         changed += service.set_out_of_service(session, alarm, covered, now_ms)
     return changed

@@ -20,11 +20,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cloud.alarms.commits import transaction_memo
-from cloud.alarms.lookups import memoized
+from cloud.alarms.lookups import covering, memoized
 from cloud.alarms.service import AlarmKey
 from cloud.alarms.tables import SITE_LEVEL, Alarm, Change
 from cloud.assets.register import assets_for_device
@@ -100,8 +100,8 @@ def prefetch_for_alarms(session: Session, keys: Collection[AlarmKey]) -> None:
                 select(AssetDevice.site_id, AssetDevice.gateway_id, AssetDevice.device_id,
                        AssetDevice.asset_id, Asset.site_id)
                 .join(Asset, Asset.id == AssetDevice.asset_id)
-                .where(tuple_(AssetDevice.site_id, AssetDevice.gateway_id,
-                              AssetDevice.device_id).in_(devices))
+                .where(covering((AssetDevice.site_id, AssetDevice.gateway_id,
+                                 AssetDevice.device_id), devices))
                 .order_by(AssetDevice.asset_id)):
             first.setdefault((site, gateway, device), asset_id)
             memo[(ASSET_SITE, asset_id)] = asset_site
@@ -212,7 +212,7 @@ class MaintenanceWorkCoverage:
         since = dict(((s, g, d), t) for s, g, d, t in session.execute(
             select(*device, func.min(WorkOrder.created_ms))
             .join(AssetDevice, AssetDevice.asset_id == WorkOrder.asset_id)
-            .where(tuple_(*device).in_(devices), WorkOrder.source == Source.PM,
+            .where(covering(device, devices), WorkOrder.source == Source.PM,
                    WorkOrder.state.in_(_COVERING))
             .group_by(*device)))
         for key in devices:
