@@ -2,6 +2,11 @@
 
 Connections for ingest workers, and :class:`MqttCommandSender`, which publishes
 commands from the API to the gateways (``tw/v1/{site}/{gateway}/cmd/{request_id}``).
+
+An ingest connection acknowledges nothing by itself (:func:`ack` does, once a message
+is on record) and, with a configured client id, keeps its session on the broker so
+that what it had not acknowledged is delivered again when it comes back
+(docs/ingest-durability.md).
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import ssl
 from typing import Any
 
 import aiomqtt
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from cloud.settings import MqttSettings
 from towerwatch.contract import command_topic
@@ -23,14 +31,27 @@ log = logging.getLogger(__name__)
 MqttError = aiomqtt.MqttError
 UNSUPPORTED_PROTOCOL = (132, 1)
 """CONNACK codes of a broker that does not speak the MQTT version we asked for."""
+SESSION_EXPIRY_S = 86_400
+"""How long the broker keeps a persistent ingest session (and queues its messages)
+while the worker is away."""
+RECEIVE_MAXIMUM_LIMIT = 65_535
+"""The largest MQTT 5 Receive Maximum."""
 
 
 def error_code(exc: BaseException) -> Any:
     return getattr(exc, "rc", None)
 
 
-def client_for(settings: MqttSettings, *, name: str, v311: bool = False) -> aiomqtt.Client:
-    """A client for the configured broker; TLS is verified (CA file or system store)."""
+def client_for(settings: MqttSettings, *, name: str, v311: bool = False,
+               receive_maximum: int | None = None) -> aiomqtt.Client:
+    """A client for the configured broker; TLS is verified (CA file or system store).
+
+    ``receive_maximum`` makes an ingest connection: messages are acknowledged only by
+    :func:`ack`, the broker may have that many unacknowledged QoS 1 messages in flight
+    to it (MQTT 5; Mosquitto 2.0 otherwise uses its ``max_inflight_messages``, 20 by
+    default), and with ``settings.client_id`` the session is persistent (client id
+    ``{client_id}-{name}``, kept :data:`SESSION_EXPIRY_S` after a disconnect).
+    """
     scheme, _, rest = settings.url.partition("://")
     host, _, port = rest.rstrip("/").rpartition(":")
     tls = None
@@ -39,11 +60,44 @@ def client_for(settings: MqttSettings, *, name: str, v311: bool = False) -> aiom
             ca_certs=str(settings.ca_file) if settings.ca_file else None,
             cert_reqs=ssl.CERT_REQUIRED)
     version = aiomqtt.ProtocolVersion.V311 if v311 else aiomqtt.ProtocolVersion.V5
-    identifier = settings.client_id or f"tw-{name}-{random.getrandbits(32):08x}"
-    return aiomqtt.Client(
+    identifier = (f"{settings.client_id}-{name}" if settings.client_id
+                  else f"tw-{name}-{random.getrandbits(32):08x}")
+    ingest = receive_maximum is not None
+    persistent = ingest and settings.client_id is not None
+    properties = None
+    if ingest and not v311:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.ReceiveMaximum = max(1, min(RECEIVE_MAXIMUM_LIMIT, receive_maximum or 1))
+        if persistent:
+            properties.SessionExpiryInterval = SESSION_EXPIRY_S
+    client = aiomqtt.Client(
         host or rest, int(port or (8883 if tls else 1883)), identifier=identifier,
         username=settings.username, password=settings.password(), protocol=version,
-        tls_params=tls, keepalive=30)
+        tls_params=tls, keepalive=30, properties=properties,
+        clean_session=(not persistent) if v311 else None,
+        clean_start=MQTT_CLEAN_START_FIRST_ONLY if v311 else not persistent)
+    if ingest:
+        client._client.manual_ack_set(True)  # aiomqtt 2 has no option for it
+    return client
+
+
+async def speaks_mqtt5(settings: MqttSettings, *, name: str) -> bool:
+    """Whether the broker takes an MQTT 5 CONNECT (asked with a throwaway clean session).
+
+    An ingest connection's CONNECT carries properties, on which a 3.1.1-only broker
+    (amqtt) stalls instead of refusing the version; this plain one it refuses."""
+    try:
+        async with client_for(settings, name=f"{name}-probe"):
+            return True
+    except aiomqtt.MqttError as exc:
+        if error_code(exc) in UNSUPPORTED_PROTOCOL:
+            return False
+        raise
+
+
+def ack(client: aiomqtt.Client, mid: int) -> None:
+    """Send the PUBACK of the QoS 1 message ``mid`` received on ``client``'s connection."""
+    client._client.ack(mid, 1)
 
 
 class MqttCommandSender:

@@ -74,6 +74,9 @@ class Incoming:
     topic: str
     payload: bytes
     received_ms: int
+    delivery: int = 0
+    """The worker's number for acknowledging this message once it is on record (0:
+    nothing to acknowledge, e.g. QoS 0)."""
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,20 @@
 
 Workers share the MQTT 5 subscription ``$share/{group}/tw/v1/#`` so the broker
 splits the traffic between them; on a broker without MQTT 5 (amqtt, the embedded
-demo broker) a worker falls back to MQTT 3.1.1 and a plain subscription, which is
-right for one worker only (the log says so).
+demo broker; asked once per worker with a plain CONNECT) a worker uses MQTT 3.1.1 and
+a plain subscription, which is right for one worker only (the log says so).
 
 A worker keeps up to ``pipeline_depth`` batches in progress (default 2): while one
 batch waits for the database and the time-series store, the next one is gathered and
 decoded. Batches in progress are independent, as two workers' batches are, except
 that their claims are committed in the order the batches were gathered.
+
+A QoS 1 message is acknowledged to the broker only once its batch is on record
+(claimed and written, or dead-lettered, or found to be a copy), in the order the
+messages arrived; a batch that fails is retried and stays unacknowledged. A message
+whose connection is gone by then is not acknowledged at all: the broker delivers it
+again (to this worker's persistent session, with ``mqtt.client_id`` set) and the
+claim drops the copy. See docs/ingest-durability.md.
 """
 
 from __future__ import annotations
@@ -18,14 +25,50 @@ import contextlib
 import logging
 import random
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from cloud.ingest.pipeline import Incoming, IngestPipeline
-from cloud.mqtt import UNSUPPORTED_PROTOCOL, MqttError, client_for, error_code
+from cloud.mqtt import MqttError, ack, client_for, speaks_mqtt5
 from cloud.settings import IngestSettings, MqttSettings
 from towerwatch.contract import ALL_TOPICS, shared_filter
 
 log = logging.getLogger(__name__)
+_WINDOW_BATCHES = 2
+"""Batches beyond ``pipeline_depth`` the broker may have unacknowledged in flight to a
+worker: the one being gathered and one more arriving."""
+
+
+class Acks:
+    """The PUBACKs one connection owes, sent in arrival order once each message is done.
+
+    ``add`` registers a received QoS 1 message under the worker's delivery number;
+    ``done`` marks messages safely on record and sends every acknowledgement that is
+    no longer held back by an earlier message still in progress. Numbers it does not
+    hold (messages of an earlier connection) are ignored."""
+
+    def __init__(self, send: Callable[[int], None]) -> None:
+        self._send = send
+        self._waiting: OrderedDict[int, int] = OrderedDict()  # delivery -> mid
+        self._done: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, delivery: int, mid: int) -> None:
+        self._waiting[delivery] = mid
+
+    def done(self, deliveries: Iterable[int]) -> None:
+        waiting, finished = self._waiting, self._done
+        finished.update(d for d in deliveries if d in waiting)
+        while waiting:
+            delivery = next(iter(waiting))
+            if delivery not in finished:
+                return
+            finished.discard(delivery)
+            self._send(waiting.pop(delivery))
 
 
 class IngestWorker:
@@ -40,6 +83,10 @@ class IngestWorker:
         self.shared = False
         self.last_error: str | None = None
         self._v311 = False
+        self._probed = False
+        self.acks = Acks(lambda mid: None)
+        """The PUBACKs the current connection owes."""
+        self._deliveries = 0
 
     async def run(self) -> None:
         """Receive and process until cancelled; reconnect with backoff."""
@@ -48,7 +95,16 @@ class IngestWorker:
         try:
             while True:
                 try:
-                    async with client_for(self.mqtt, name=self.name, v311=self._v311) as client:
+                    if not self._probed:
+                        self._v311 = not await speaks_mqtt5(self.mqtt, name=self.name)
+                        self._probed = True
+                        if self._v311:
+                            log.info("%s: broker has no MQTT 5; using 3.1.1 and a plain "
+                                     "subscription (one worker only)", self.name)
+                    window = self.settings.batch_size * (self.pipeline_depth + _WINDOW_BATCHES)
+                    async with client_for(self.mqtt, name=self.name, v311=self._v311,
+                                          receive_maximum=window) as client:
+                        self.acks = acks = Acks(partial(ack, client))
                         await self._subscribe(client)
                         self.connected, delay, self.last_error = True, 0.5, None
                         log.info("%s: subscribed (%s)", self.name,
@@ -59,19 +115,18 @@ class IngestWorker:
                             data = payload if isinstance(payload, bytes) else (
                                 bytes(payload) if isinstance(payload, bytearray)
                                 else str(payload or "").encode())
-                            item = Incoming(str(message.topic), data, int(time.time() * 1000))
+                            delivery = 0
+                            if message.qos:
+                                self._deliveries = delivery = self._deliveries + 1
+                                acks.add(delivery, message.mid)
+                            item = Incoming(str(message.topic), data, int(time.time() * 1000),
+                                            delivery)
                             try:
                                 queue.put_nowait(item)
                             except asyncio.QueueFull:
                                 await queue.put(item)
                 except MqttError as exc:
                     self.connected = False
-                    code = error_code(exc)
-                    if not self._v311 and code in UNSUPPORTED_PROTOCOL:
-                        log.info("%s: broker has no MQTT 5; using 3.1.1 and a plain "
-                                 "subscription (one worker only)", self.name)
-                        self._v311 = True
-                        continue
                     if self.last_error != str(exc):
                         log.warning("%s: MQTT: %s", self.name, exc)
                     self.last_error = str(exc)
@@ -149,6 +204,7 @@ class IngestWorker:
         while True:
             try:
                 await self.pipeline.process(batch)
+                self.acks.done(m.delivery for m in batch if m.delivery)
                 return
             except asyncio.CancelledError:
                 raise
