@@ -44,7 +44,9 @@ from simulators.building import SimBuilding
 from simulators.clock import SimClock
 from simulators.models.base import Value
 from tests.cloud.alarms.support import RecordingNotifier
-from tests.integration.edge_rig import edge_config, running_gateway
+from tests.cloud.db.conftest import ENGINES
+from tests.integration.edge_rig import MORNING, edge_config, running_building, running_gateway
+from tests.servers.mosquitto import MosquittoServer
 from towerwatch.contract import Birth, DeviceDescriptor, Event, encode, event_topic, status_topic
 from towerwatch.demo.gateway_config import write_config
 
@@ -349,3 +351,25 @@ def publish(host: str, port: int, messages: list[tuple[str, bytes]], *, retain: 
         client.disconnect()
         client.loop_stop()
     return sent
+
+
+def scenario_fixtures(bacnet_network: str, devices: Collection[str], *,
+                      start: float = MORNING) -> tuple[Any, Any]:
+    """A scenario module's ``building`` and ``rig`` fixtures: the example building on
+    ``bacnet_network`` from ``start`` (simulated time), and the rig over ``devices``, once
+    per database engine. Use as ``building, rig = scenario_fixtures(...)``."""
+
+    @pytest.fixture
+    async def building() -> AsyncIterator[SimBuilding]:
+        async with running_building(bacnet_network, start=start) as sim:
+            yield sim
+
+    @pytest.fixture(params=ENGINES)
+    async def rig(request: pytest.FixtureRequest, building: SimBuilding,
+                  mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
+        url = database_url(request, tmp_path)
+        async with running_scenario(building, url, mosquitto.url, tmp_path,
+                                    only=list(devices)) as scenario:
+            yield scenario
+
+    return building, rig

@@ -7,34 +7,15 @@ PostgreSQL) → API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from simulators.building import SimBuilding
-from tests.cloud.db.conftest import ENGINES
-from tests.integration.edge_rig import running_building
-from tests.integration.scenario_rig import ScenarioRig, database_url, running_scenario
-from tests.servers.mosquitto import MosquittoServer
+from tests.integration.scenario_rig import ScenarioRig, scenario_fixtures
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
 
 
-@pytest.fixture
-async def building() -> AsyncIterator[SimBuilding]:
-    async with running_building("127.0.71.0") as sim:
-        yield sim
-
-
-@pytest.fixture(params=ENGINES)
-async def rig(request: pytest.FixtureRequest, building: SimBuilding,
-              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    url = database_url(request, tmp_path)
-    async with running_scenario(building, url, mosquitto.url, tmp_path,
-                                only=["lift-1", "lift-2"]) as scenario:
-        yield scenario
+building, rig = scenario_fixtures("127.0.71.0", ["lift-1", "lift-2"])
 
 
 async def test_a_trapped_passenger_raises_an_emergency_alarm_and_a_30_minute_work_order(

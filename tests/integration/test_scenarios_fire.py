@@ -11,36 +11,17 @@ cloud (SQLite and PostgreSQL) → API.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 
-from simulators.building import SimBuilding
-from tests.cloud.db.conftest import ENGINES
-from tests.integration.edge_rig import running_building
-from tests.integration.scenario_rig import ScenarioRig, database_url, running_scenario
-from tests.servers.mosquitto import MosquittoServer
+from tests.integration.scenario_rig import ScenarioRig, scenario_fixtures
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
 STANDBY_IN_USE = 1 << 2
 
 
-@pytest.fixture
-async def building() -> AsyncIterator[SimBuilding]:
-    async with running_building("127.0.73.0") as sim:
-        yield sim
-
-
-@pytest.fixture(params=ENGINES)
-async def rig(request: pytest.FixtureRequest, building: SimBuilding,
-              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    url = database_url(request, tmp_path)
-    async with running_scenario(building, url, mosquitto.url, tmp_path,
-                                only=["fire-panel", "door-lobby", "lift-2",
-                                      "booster"]) as scenario:
-        yield scenario
+building, rig = scenario_fixtures("127.0.73.0",
+                                  ["fire-panel", "door-lobby", "lift-2", "booster"])
 
 
 async def test_a_zone_3_fire_is_an_emergency_at_the_top_of_the_board(rig: ScenarioRig) -> None:

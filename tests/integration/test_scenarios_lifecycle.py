@@ -13,23 +13,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from simulators.building import SimBuilding
-from tests.cloud.db.conftest import ENGINES
-from tests.integration.edge_rig import running_building
 from tests.integration.scenario_rig import (
     WORK_ORDER_JOB,
     ScenarioRig,
-    database_url,
     login,
-    running_scenario,
+    scenario_fixtures,
 )
-from tests.servers.mosquitto import MosquittoServer
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -37,19 +30,7 @@ DAY = 86_400_000
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture
-async def building() -> AsyncIterator[SimBuilding]:
-    async with running_building("127.0.72.0") as sim:
-        yield sim
-
-
-@pytest.fixture(params=ENGINES)
-async def rig(request: pytest.FixtureRequest, building: SimBuilding,
-              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    url = database_url(request, tmp_path)
-    async with running_scenario(building, url, mosquitto.url, tmp_path,
-                                only=["fire-annex", "door-lobby", "lift-1"]) as scenario:
-        yield scenario
+building, rig = scenario_fixtures("127.0.72.0", ["fire-annex", "door-lobby", "lift-1"])
 
 
 async def at(rig: ScenarioRig, when_ms: int, *jobs: str) -> None:

@@ -11,18 +11,12 @@ cloud (SQLite and PostgreSQL) → API:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from simulators.building import SimBuilding
-from tests.cloud.db.conftest import ENGINES
-from tests.integration.edge_rig import running_building
-from tests.integration.scenario_rig import ScenarioRig, database_url, running_scenario
-from tests.servers.mosquitto import MosquittoServer
+from tests.integration.scenario_rig import ScenarioRig, scenario_fixtures
 
 pytestmark = pytest.mark.integration
 MIN = 60_000
@@ -31,19 +25,7 @@ CONTINUOUS_FLOW = 1 << 0
 LEAK_DETECT_HOURS = 2
 
 
-@pytest.fixture
-async def building() -> AsyncIterator[SimBuilding]:
-    async with running_building("127.0.74.0", start=NIGHT) as sim:
-        yield sim
-
-
-@pytest.fixture(params=ENGINES)
-async def rig(request: pytest.FixtureRequest, building: SimBuilding,
-              mosquitto: MosquittoServer, tmp_path: Path) -> AsyncIterator[ScenarioRig]:
-    url = database_url(request, tmp_path)
-    async with running_scenario(building, url, mosquitto.url, tmp_path,
-                                only=["door-lobby", "water-main"]) as scenario:
-        yield scenario
+building, rig = scenario_fixtures("127.0.74.0", ["door-lobby", "water-main"], start=NIGHT)
 
 
 async def test_a_forced_door_raises_an_access_alarm_and_an_urgent_work_order(
