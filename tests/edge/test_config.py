@@ -14,6 +14,7 @@ from edge.config import MqttConfig, SiteConfig
 from edge.errors import ConfigError
 from edge.loading import ConfigIssue, issue_text, load_config
 from edge.tls import tls_context
+from tests.servers.tls import CertificateAuthority
 from towerwatch.sourced_yaml import SourceIssue
 
 PROFILES = Path(__file__).resolve().parents[2] / "device_profiles" / "profiles"
@@ -329,8 +330,7 @@ def test_mqtts_without_tls_files_verifies_against_the_system_store() -> None:
 
 
 def test_mqtts_with_a_ca_file_trusts_that_ca_only(tmp_path: Path) -> None:
-    ca = Path(ssl.get_default_verify_paths().openssl_cafile)
-    if not ca.is_file():
-        pytest.skip(f"no CA bundle file at {ca}")
+    ca = CertificateAuthority(tmp_path / "ca").cert_path
     ctx = tls_context(MqttConfig(url="mqtts://broker.example", ca_file=ca))
     assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname is True
+    assert ctx.cert_store_stats()["x509_ca"] == 1, "more than the given CA is trusted"
