@@ -40,13 +40,13 @@ from cloud.ingest.worker import IngestWorker
 from cloud.notify import LogNotifier, MultiNotifier, Notifier, WebhookNotifier
 from cloud.patrols.runtime import PatrolRuntime
 from cloud.patrols.tours import sweep
-from cloud.secrets import read_secret
 from cloud.settings import CloudSettings, TimeseriesSettings
 from cloud.timeseries import SqliteStore, TimeSeriesStore
 from cloud.workorders.breaches import NotifyEscalation
 from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
 from cloud.workorders.jobs import run_periodic
 from device_profiles.loader import ProfileSet, load_profiles
+from towerwatch.secrets import read_secret
 
 log = logging.getLogger(__name__)
 HOUSEKEEPING_S = 10.0

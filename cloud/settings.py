@@ -16,8 +16,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from cloud.alarms.settings import AlarmSettings
 from cloud.notify.webhook import WebhookSettings
 from cloud.patrols.settings import PatrolSettings
-from cloud.secrets import read_secret
 from device_profiles.durations import Duration
+from towerwatch.secrets import read_secret
 from towerwatch.sourced_yaml import SourceError, issues_from_validation, load_yaml
 
 

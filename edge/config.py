@@ -8,7 +8,6 @@ Secrets never live in this file: MQTT passwords come from ``password_file`` or
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from device_profiles.durations import Duration
 from device_profiles.schema import ByteOrder, Identifier
+from towerwatch.secrets import read_secret
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Unit = Annotated[int, Field(ge=0, le=255)]
@@ -186,14 +186,7 @@ class MqttConfig(_Strict):
 
     def password(self) -> str | None:
         """The password, read from its file or environment variable at connect time."""
-        if self.password_file is not None:
-            return self.password_file.read_text(encoding="utf-8").strip()
-        if self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if value is None:
-                raise ValueError(f"environment variable {self.password_env} is not set")
-            return value
-        return None
+        return read_secret(self.password_file, self.password_env, "mqtt password")
 
 
 class OutboxConfig(_Strict):

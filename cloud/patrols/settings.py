@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.patrols.errors import PatrolConfigError
 from cloud.patrols.keys import KeyVault, parse_master_key
-from cloud.secrets import read_secret
 from device_profiles.durations import Duration
+from towerwatch.secrets import read_secret
 
 __all__ = ["PatrolSettings"]
 
