@@ -183,7 +183,7 @@ class CloudService:
 
     async def _expire_commands(self, now_ms: int) -> list[str]:
         """Mark commands that got no reply before they expired."""
-        expired = await asyncio.to_thread(self._expire, now_ms)
+        expired = await self.db.run(lambda session: expire_commands(session, now_ms=now_ms))
         if expired:
             log.info("%d command(s) expired without a reply", len(expired))
         return expired
@@ -200,10 +200,6 @@ class CloudService:
                 changed += result.missed + result.overdue
             return changed
         return await asyncio.to_thread(run)
-
-    def _expire(self, now_ms: int) -> list[str]:
-        with self.db.transaction() as session:
-            return expire_commands(session, now_ms=now_ms)
 
     async def _start_api(self) -> tuple[Any, Any]:
         import uvicorn

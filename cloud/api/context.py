@@ -3,7 +3,6 @@ command sender, the clock, the token signer, the login limiter and the metrics."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -62,8 +61,4 @@ class ApiContext:
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction on a worker thread (sessions are synchronous and
         never shared between threads); committed if it returns, rolled back if it raises."""
-        return await asyncio.to_thread(self._transaction, work)
-
-    def _transaction(self, work: Callable[[Session], T]) -> T:
-        with self.db.transaction() as session:
-            return work(session)
+        return await self.db.run(work)

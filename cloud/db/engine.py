@@ -20,11 +20,12 @@ Creating a :class:`Database` does not connect; the first transaction does.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,6 +37,8 @@ __all__ = ["SQLITE_BUSY_TIMEOUT_S", "Database", "create_engine_for", "normalize_
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite connection waits for another writer before failing."""
+
+T = TypeVar("T")
 
 _POSTGRES_NAMES: Final = frozenset({"postgres", "postgresql", "postgresql+psycopg"})
 
@@ -130,6 +133,14 @@ class Database:
         """A session in a transaction: committed when the block ends, rolled back on error."""
         with self.sessions.begin() as session:
             yield session
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """``work`` in one :meth:`transaction` on a worker thread (for async callers)."""
+        def in_transaction() -> T:
+            with self.transaction() as session:
+                return work(session)
+
+        return await asyncio.to_thread(in_transaction)
 
     def session(self) -> Session:
         """A new session (the caller commits and closes it; prefer :meth:`transaction`)."""

@@ -10,12 +10,7 @@ Both steps are idempotent, so replicas may run it side by side.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
-
-from sqlalchemy.orm import Session
 
 from cloud.db.engine import Database
 from cloud.maintenance.generate import counter_targets, generate_due, read_counters
@@ -23,8 +18,6 @@ from cloud.timeseries.base import TimeSeriesStore
 from cloud.workorders.breaches import Escalation, NotifyEscalation, check_sla
 
 __all__ = ["PeriodicResult", "run_periodic"]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -35,22 +28,14 @@ class PeriodicResult:
     """New SLA breaches recorded (and escalated)."""
 
 
-async def _transaction(db: Database, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with db.transaction() as session:
-            return work(session)
-
-    return await asyncio.to_thread(run)
-
-
 async def run_periodic(db: Database, store: TimeSeriesStore, now_ms: int,
                        escalation: Escalation | None = None) -> PeriodicResult:
     """Generate due maintenance work orders, then check SLA deadlines, at ``now_ms``."""
-    targets = await _transaction(db, counter_targets)
+    targets = await db.run(counter_targets)
     readings = await read_counters(store, targets)
-    made = await _transaction(db, lambda s: len(generate_due(s, now_ms, readings)))
+    made = await db.run(lambda s: len(generate_due(s, now_ms, readings)))
     try:
-        breached = await _transaction(db, lambda s: len(check_sla(s, now_ms, escalation)))
+        breached = await db.run(lambda s: len(check_sla(s, now_ms, escalation)))
     except BaseException:
         if isinstance(escalation, NotifyEscalation):
             escalation.discard()
