@@ -360,6 +360,7 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
                 shape: Shape) -> dict[str, Any]:
     from cloud.settings import ApiSettings, CloudSettings, MqttSettings, TimeseriesSettings
     from cloud.timeseries import SqliteStore, TimeSeriesStore
+    from cloud.timeseries.indexed import IndexedStore
 
     if backend == "sqlite":
         url = f"sqlite:///{folder / 'cloud.db'}"
@@ -369,6 +370,7 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
         def make_store() -> TimeSeriesStore:
             return SqliteStore(ts_path)
     else:
+        from cloud.db import Database
         from cloud.timeseries.influx import InfluxStore
 
         url = servers.postgres_database("bench_api")
@@ -377,15 +379,22 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
                                         influx_database=database)
 
         def make_store() -> TimeSeriesStore:
-            return InfluxStore(servers.influx.url, database=database)
+            # As the service builds it: latest values from the relational index.
+            return IndexedStore(InfluxStore(servers.influx.url, database=database),
+                                Database.from_url(url))
     prepare_registry(url, shape)
     store = make_store()
 
     async def fill() -> dict[str, float]:
         try:
-            return await fill_store(store, shape)
+            filled = await fill_store(store, shape)
+            if isinstance(store, IndexedStore):
+                await store.backfill()  # marks the index complete, as a first start does
+            return filled
         finally:
             await store.close()
+            if isinstance(store, IndexedStore):
+                store.db.dispose()
 
     filled = asyncio.run(fill())
     settings = CloudSettings(
@@ -424,6 +433,8 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
             return await store_direct(direct_store, shape, args)
         finally:
             await direct_store.close()
+            if isinstance(direct_store, IndexedStore):
+                direct_store.db.dispose()
 
     results_direct = asyncio.run(direct())
     target = 100.0

@@ -176,8 +176,8 @@ async def _worker(cfg: dict[str, Any], shared: dict[str, Any], stop: Any) -> Non
     from cloud.db import Database
     from cloud.ingest.pipeline import IngestPipeline, LogEventSink
     from cloud.ingest.worker import IngestWorker
-    from cloud.settings import IngestSettings, MqttSettings
-    from cloud.timeseries import SqliteStore, TimeSeriesStore
+    from cloud.service import make_store
+    from cloud.settings import IngestSettings, MqttSettings, TimeseriesSettings
 
     class ReportingPipeline(IngestPipeline):
         """Publishes its counters after every stored batch, with the time it ended."""
@@ -192,13 +192,13 @@ async def _worker(cfg: dict[str, Any], shared: dict[str, Any], stop: Any) -> Non
                 shared["last_store"].value = now
 
     db = Database.from_url(cfg["database_url"])
-    store: TimeSeriesStore
+    # The store exactly as the service builds it (InfluxDB: with the latest-value index).
     if cfg["backend"] == "sqlite":
-        store = SqliteStore(cfg["ts_path"])
+        timeseries = TimeseriesSettings(backend="sqlite", sqlite_path=cfg["ts_path"])
     else:
-        from cloud.timeseries.influx import InfluxStore
-
-        store = InfluxStore(cfg["influx_url"], database=cfg["influx_database"])
+        timeseries = TimeseriesSettings(backend="influx", influx_url=cfg["influx_url"],
+                                        influx_database=cfg["influx_database"])
+    store = make_store(timeseries, db)
     pipeline = ReportingPipeline(db, store, LogEventSink())
     worker = IngestWorker(
         MqttSettings(url=cfg["mqtt_url"], shared="yes"),

@@ -42,6 +42,7 @@ from cloud.patrols.runtime import PatrolRuntime
 from cloud.patrols.tours import sweep
 from cloud.settings import CloudSettings, TimeseriesSettings
 from cloud.timeseries import SqliteStore, TimeSeriesStore
+from cloud.timeseries.indexed import IndexedStore
 from cloud.workorders.breaches import NotifyEscalation
 from cloud.workorders.from_alarms import AlarmWorkOrders, MaintenanceWorkCoverage
 from cloud.workorders.jobs import run_periodic
@@ -67,16 +68,20 @@ class CloudError(Exception):
     """The cloud service cannot start; the message says why and what to do."""
 
 
-def make_store(settings: TimeseriesSettings) -> TimeSeriesStore:
+def make_store(settings: TimeseriesSettings, db: Database) -> TimeSeriesStore:
+    """The configured store. SQLite keeps its own latest values; an InfluxDB store is
+    wrapped so latest values come from the relational index (:mod:`cloud.timeseries.indexed`)."""
     if settings.backend == "sqlite":
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
         return SqliteStore(settings.sqlite_path)
     from cloud.timeseries.influx import InfluxStore
 
     token = read_secret(settings.influx_token_file, settings.influx_token_env, "influx token")
-    return InfluxStore(settings.influx_url, database=settings.influx_database,
-                       bucket=settings.influx_bucket, org=settings.influx_org, token=token,
-                       write_api=settings.influx_write_api, query_url=settings.influx_query_url)
+    influx = InfluxStore(settings.influx_url, database=settings.influx_database,
+                         bucket=settings.influx_bucket, org=settings.influx_org, token=token,
+                         write_api=settings.influx_write_api,
+                         query_url=settings.influx_query_url)
+    return IndexedStore(influx, db)
 
 
 def make_notifier(settings: CloudSettings) -> Notifier:
@@ -106,7 +111,7 @@ class CloudService:
         self.settings = settings
         self.clock = clock
         self.db = Database.from_url(settings.database_url)
-        self.store = make_store(settings.timeseries)
+        self.store = make_store(settings.timeseries, self.db)
         loaded = profiles or load_profiles()
         self.alarms = AlarmService(
             alarm_settings or settings.alarms,
@@ -147,6 +152,8 @@ class CloudService:
         sender: Any = None
         tasks = [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
         tasks += [asyncio.create_task(self._every(job), name=job.name) for job in self.jobs]
+        if isinstance(self.store, IndexedStore):
+            tasks.append(asyncio.create_task(self.store.run_backfill(), name="latest-index"))
         try:
             if self.with_api:
                 server, sender = await self._start_api()

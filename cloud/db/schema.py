@@ -16,6 +16,7 @@ def target_metadata() -> MetaData:
     import cloud.alarms.tables
     import cloud.db.models
     import cloud.patrols.tables
+    import cloud.timeseries.latest_tables
     import cloud.workorders.tables  # noqa: F401  (each registers its tables on Base.metadata)
     from cloud.db.base import Base
 

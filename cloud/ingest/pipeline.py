@@ -40,6 +40,7 @@ from cloud.db.errors import UnknownCommand
 from cloud.db.registry import PointSpec, learn_birth, learn_device_state, learn_will, touch_gateways
 from cloud.ingest.fast import DeviceKeys, fast_telemetry, telemetry_samples
 from cloud.timeseries.base import Sample, TimeSeriesStore
+from cloud.timeseries.writes import write_sliced
 from towerwatch.contract import (
     Birth,
     CommandReply,
@@ -63,10 +64,6 @@ _TOPIC_CACHE_MAX = 100_000
 """Parsed topics kept per pipeline; cleared when it grows beyond."""
 _DECODE_SLICE = 200
 """Messages decoded between yields to the event loop (a few ms of CPU)."""
-_CHUNKS_PER_SLICE = 4
-"""Chunks (``batch_lines``) per write call to a store that sends chunks."""
-_WRITES_IN_FLIGHT = 2
-"""Sliced write calls of one batch running at once."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +185,7 @@ class IngestPipeline:
                 turn.set()
 
         try:
-            claimed, written = await asyncio.gather(claim(), self._write(unique),
+            claimed, written = await asyncio.gather(claim(), write_sliced(self.store, unique),
                                                     return_exceptions=True)
         finally:
             turn.set()  # also when cancelled before the claim started
@@ -223,33 +220,6 @@ class IngestPipeline:
         if events:
             self.stats.events += len(events)
             await self.sink.handle(events)
-
-    async def _write(self, samples: list[Sample]) -> None:
-        """Write ``samples``: in one call, or in slices for stores that send chunks.
-
-        A store that sends its writes in chunks of ``batch_lines`` (InfluxDB) formats
-        a whole call before sending it: slices of a few chunks, :data:`_WRITES_IN_FLIGHT`
-        at a time, keep the event loop responsive and let the server work on one slice
-        while the next is formatted. Other stores (SQLite) get one call per batch: one
-        transaction is much cheaper than several.
-        """
-        chunk = getattr(self.store, "batch_lines", None)
-        if not isinstance(chunk, int) or chunk < 1 or len(samples) <= chunk * _CHUNKS_PER_SLICE:
-            if samples:
-                await self.store.write(samples)
-            return
-        size = chunk * _CHUNKS_PER_SLICE
-        slices = [samples[i:i + size] for i in range(0, len(samples), size)]
-        gate = asyncio.Semaphore(_WRITES_IN_FLIGHT)
-
-        async def one(part: list[Sample]) -> None:
-            async with gate:
-                await self.store.write(part)
-
-        results = await asyncio.gather(*(one(part) for part in slices), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
 
     def _decode(self, batch: Sequence[Incoming], out: _Decoded | None = None) -> _Decoded:
         out = _Decoded() if out is None else out

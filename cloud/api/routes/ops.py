@@ -61,7 +61,7 @@ async def _database(ctx: ApiContext) -> dict[str, str]:
 
 async def _timeseries(ctx: ApiContext) -> dict[str, str]:
     try:
-        await asyncio.wait_for(ctx.store.latest([_PROBE]), CHECK_TIMEOUT_S)
+        await asyncio.wait_for(ctx.store.raw(_PROBE, 0, 1, limit=1), CHECK_TIMEOUT_S)
     except TimeoutError:
         log.debug("readyz: the time-series store did not answer within %s s", CHECK_TIMEOUT_S)
         return {"timeseries": "no answer"}

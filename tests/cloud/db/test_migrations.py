@@ -34,6 +34,8 @@ TABLES = {
     "dead_letters",
     "devices",
     "gateways",
+    "latest_index_state",
+    "latest_values",
     "patrol_checkpoints",
     "patrol_exceptions",
     "patrol_incidents",
@@ -82,7 +84,7 @@ def test_upgrade_from_empty_matches_the_models(db_url: str) -> None:
 
     upgrade(db_url)
 
-    assert current(db_url) == head() == "0004"
+    assert current(db_url) == head() == "0005"
     assert is_up_to_date(db_url)
     assert table_names(db_url) == TABLES
     assert schema_diff(db_url) == []
