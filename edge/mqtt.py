@@ -51,7 +51,7 @@ from edge.config import MqttConfig
 from edge.errors import PublishError
 from edge.mqtt_client import MqttConnection, ProtocolRefused, open_connection
 from edge.outbox import Outbox, OutMessage
-from edge.outbox_drain import STOP_TIMEOUT, OutboxDrain, Send
+from edge.outbox_drain import STOP_TIMEOUT, Done, OutboxDrain, Send
 from towerwatch.contract import Will, command_filter, decode, encode, status_topic, topic_matches
 
 log = logging.getLogger(__name__)
@@ -271,17 +271,16 @@ class MqttPublisher:
         """The drain's send call on this connection: a message paho cannot encode is
         logged and dropped."""
         loop = asyncio.get_running_loop()
-        publish = connection.publish
+        send_now = connection.send
 
-        def send(message: OutMessage) -> asyncio.Future[bool]:
+        def send(message: OutMessage, done: Done) -> None:
             try:
-                return publish(message.topic, message.payload, message.qos, message.retain)
+                send_now(message.topic, message.payload, message.qos, message.retain, done,
+                         message.id)
             except ValueError as exc:
                 log.error("dropping outbox message %d on %s: cannot be published: %s",
                           message.id, message.topic, exc)
-                dropped: asyncio.Future[bool] = loop.create_future()
-                dropped.set_result(False)
-                return dropped
+                loop.call_soon(done, message.id, False)
 
         return send
 

@@ -2,11 +2,18 @@
 
 The only module of :mod:`edge` importing paho-mqtt. :func:`open_connection` runs paho's
 blocking ``connect()`` (TCP, TLS handshake, CONNECT) on a worker thread, then the loop
-owns the socket: a reader calls ``loop_read()``, a writer is registered only while
-paho has bytes it could not send at once, and a task calls ``loop_misc()`` (keepalive)
-every second. A publish is written to the socket inside :meth:`MqttConnection.publish`
-(one ``send``) and returns a future that the PUBACK resolves: no task, event or
-timeout per message.
+owns the socket through a :class:`_Wire`, which paho sees as its socket: a reader takes
+what the kernel has in one ``recv``, a writer is registered only while bytes wait for
+room in the socket, and a task calls ``loop_misc()`` (keepalive) every second.
+
+paho keeps the protocol's rare parts (CONNECT/CONNACK, SUBSCRIBE, incoming commands and
+their acknowledgements, keepalive, DISCONNECT, QoS 2). The one frequent exchange, a QoS 1
+PUBLISH and its PUBACK, is done here: :meth:`MqttConnection.send` writes the packet and
+remembers a callback under its packet id; the PUBACK calls it. paho's own path costs
+more per message than everything else the gateway does for it (a message object, locks,
+a ``send`` per packet, three ``recv`` per PUBACK, property and reason-code objects).
+Everything written in one event-loop turn, by paho or by :meth:`MqttConnection.send`,
+leaves in one ``send``, in the order it was written.
 
 A connection ends one of three ways, and :attr:`MqttConnection.lost` says when it did:
 the broker or the network drops it (``lost`` holds a :class:`~edge.errors.PublishError`
@@ -21,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +37,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.errors import BrokerUnavailable, PublishError
@@ -39,6 +49,11 @@ library_log = logging.getLogger("edge.mqtt.paho")
 UNSUPPORTED_PROTOCOL = 132
 """MQTT 5 CONNACK reason "unsupported protocol version" (paho maps a 3.1.1 rc 1 to it)."""
 _SUCCESS = MQTTErrorCode.MQTT_ERR_SUCCESS
+_PUBLISH = 0x30
+_PUBACK = 0x40
+_READ_SIZE = 65536
+_MAX_PAYLOAD = 268_435_455
+_pack_u16 = struct.Struct("!H").pack
 
 
 def _to_debug(record: logging.LogRecord) -> bool:
@@ -55,6 +70,198 @@ class ProtocolRefused(BrokerUnavailable):
 
 
 MessageHandler = Callable[[str, bytes], None]
+Done = Callable[[int, bool], None]
+"""Called with a message's token: True once acknowledged, False when the broker refused it."""
+
+
+def _remaining_length(length: int) -> bytes:
+    """MQTT's variable-length encoding of a packet's remaining length."""
+    if length < 128:
+        return bytes((length,))
+    out = bytearray()
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | 0x80 if length else byte)
+        if not length:
+            return bytes(out)
+
+
+class _Wire:
+    """The connection's socket as paho sees it (``client._sock``).
+
+    Reading: :meth:`readable` takes what the kernel has (TLS: and what the TLS layer
+    holds) in one ``recv``, cuts it into packets, settles the PUBACKs of
+    :meth:`MqttConnection.send` itself and keeps every other packet, whole, for paho,
+    whose ``loop_read`` then reads it from :meth:`recv` without a system call. A packet
+    cut by the end of a read waits here for its rest, so paho never sees half of one.
+
+    Writing: :meth:`send` (paho's packets) and :meth:`write` (ours) only collect bytes;
+    they leave together at the end of the event-loop turn, in the order written. What
+    the socket has no room for waits, with a writer registered, and goes first later.
+    """
+
+    def __init__(self, sock: Any, connection: MqttConnection) -> None:
+        self.sock = sock
+        self._conn = connection
+        self._loop = connection._loop
+        self._fd: int = sock.fileno()
+        self._tls = isinstance(sock, ssl.SSLSocket)
+        self._partial = b""  # the start of a packet whose rest has not arrived
+        self._for_paho = b""  # whole packets for paho's loop_read
+        self._paho_pos = 0
+        self._out: list[bytes] = []
+        self._stuck: bytes | None = None  # what the socket took none or part of, exactly
+        self._flushing = False  # a flush is planned for the end of this loop turn
+        self._writer = False
+        self.closed = False
+
+    # -- paho's side --------------------------------------------------------------------
+    def recv(self, size: int) -> bytes:
+        data, pos = self._for_paho, self._paho_pos
+        if pos >= len(data):
+            raise BlockingIOError  # paho: nothing more now (never half a packet)
+        self._paho_pos = end = min(pos + size, len(data))
+        return data[pos:end]
+
+    def send(self, data: bytes | bytearray) -> int:
+        self.write(bytes(data))
+        return len(data)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def pending(self) -> int:
+        return len(self._for_paho) - self._paho_pos
+
+    def close(self) -> None:
+        """Close after a last try to send what is collected (a DISCONNECT, say)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.detach()
+        with contextlib.suppress(OSError, ValueError):
+            self._send_collected()
+        self._out.clear()
+        self.sock.close()
+
+    def detach(self) -> None:
+        """Stop watching the socket."""
+        self._loop.remove_reader(self._fd)
+        if self._writer:
+            self._writer = False
+            self._loop.remove_writer(self._fd)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+    # -- reading --------------------------------------------------------------------------
+    def attach(self) -> None:
+        self._loop.add_reader(self._fd, self.readable)
+
+    def readable(self) -> None:
+        try:
+            data = self.sock.recv(_READ_SIZE)
+            while self._tls and data and self.sock.pending() > 0:
+                data += self.sock.recv(_READ_SIZE)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ValueError) as exc:
+            self._conn._lose(exc)
+            return
+        if not data:
+            self._conn._lose(ConnectionError("closed by the broker"))
+            return
+        try:
+            self._packets(self._partial + data if self._partial else data)
+        except ValueError as exc:
+            self._conn._lose(exc)
+            return
+        client = self._conn._client
+        while self.pending() and not self.closed:
+            if client.loop_read() != _SUCCESS:
+                break
+        if self.pending() == 0:
+            self._for_paho, self._paho_pos = b"", 0
+        self._conn._paho_write()
+
+    def _packets(self, data: bytes) -> None:
+        """Settle the PUBACKs in ``data``; keep the other whole packets for paho."""
+        acks = self._conn._acks
+        for_paho: list[bytes] = []
+        pos, end = 0, len(data)
+        while end - pos >= 2:
+            i, length, shift, whole = pos + 1, 0, 0, False
+            while i < end:
+                byte = data[i]
+                i += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    whole = True
+                    break
+                shift += 7
+                if shift > 21:
+                    raise ValueError("malformed packet length from the broker")
+            stop = i + length
+            if not whole or stop > end:
+                break  # the rest of this packet is still on its way
+            if data[pos] == _PUBACK and length >= 2:
+                mid = data[i] << 8 | data[i + 1]
+                entry = acks.pop(mid, None)
+                if entry is not None:
+                    self._conn._acked(mid, entry, data[i + 2] if length > 2 else 0)
+                    pos = stop
+                    continue
+            for_paho.append(data[pos:stop])
+            pos = stop
+        self._partial = data[pos:]
+        if for_paho:
+            rest = self._for_paho[self._paho_pos:]
+            self._for_paho, self._paho_pos = rest + b"".join(for_paho), 0
+
+    # -- writing --------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self._out.append(data)
+        if not self._flushing and not self._writer:
+            self._flushing = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flushing = False
+        if self.closed:
+            return
+        try:
+            done = self._send_collected()
+        except (OSError, ValueError) as exc:
+            self._conn._lose(exc)
+            return
+        if done and self._writer:
+            self._writer = False
+            self._loop.remove_writer(self._fd)
+        elif not done and not self._writer:
+            self._writer = True
+            self._loop.add_writer(self._fd, self._flush)
+
+    def _send_collected(self) -> bool:
+        """Send what waits; True when all of it went."""
+        while True:
+            data = self._stuck
+            if data is None:
+                if not self._out:
+                    return True
+                data = self._out[0] if len(self._out) == 1 else b"".join(self._out)
+                self._out.clear()
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                sent = 0
+            # TLS: a send that raised must be repeated with the same bytes.
+            self._stuck = data[sent:] if sent < len(data) else None
+            if self._stuck is not None:
+                if sent == 0:
+                    self._stuck = data
+                return False
 
 
 class MqttConnection:
@@ -65,12 +272,15 @@ class MqttConnection:
         self._client = client
         self._url = url
         self._loop = asyncio.get_running_loop()
-        self._fd: int | None = None
-        self._writing = False
+        self._wire: _Wire | None = None
         self._misc: asyncio.Task[None] | None = None
         self._connack: asyncio.Future[tuple[Any, Any]] = self._loop.create_future()
         self._subscribes: dict[int, asyncio.Future[list[Any]]] = {}
-        self._publishes: dict[int, asyncio.Future[bool]] = {}
+        self._acks: dict[int, tuple[Done, int]] = {}
+        """Our QoS 1 publishes waiting for their PUBACK, by packet id."""
+        self._paho_acks: dict[int, tuple[Done, int]] = {}
+        """QoS 2 publishes (paho's), by packet id."""
+        self._v5 = client.protocol == MQTTProtocolVersion.MQTTv5
         self._ending = False
         self.lost: asyncio.Future[None] = self._loop.create_future()
         """Done when the connection ended; holds a PublishError unless we ended it."""
@@ -85,22 +295,77 @@ class MqttConnection:
         client.on_socket_close = self._on_socket_close
 
     # -- publishing ---------------------------------------------------------------------
-    def publish(self, topic: str, payload: bytes, qos: int = 1,
-                retain: bool = False) -> asyncio.Future[bool]:
-        """Send now; the future is True on PUBACK (QoS 0: at once), False when the broker
-        refused it (MQTT 5 reason code, logged). Raises ValueError for a message paho
-        cannot encode and PublishError when the connection is gone."""
-        info = self._client.publish(topic, payload, qos, retain)
+    def send(self, topic: str, payload: bytes, qos: int, retain: bool, done: Done,
+             token: int) -> None:
+        """Send now (the bytes leave at the end of this loop turn); ``done(token, True)``
+        on PUBACK (QoS 0: soon), ``done(token, False)`` when the broker refused it
+        (MQTT 5 reason code, logged); never when the connection is lost first. Raises
+        ValueError for a message that cannot be encoded and PublishError when the
+        connection is gone."""
+        wire = self._wire
+        if wire is None or wire.closed or self.lost.done():
+            raise PublishError(f"publish to {self._url} failed: not connected")
+        name = topic.encode()
+        if not name and not self._v5:
+            raise ValueError("Invalid topic.")
+        if b"+" in name or b"#" in name:
+            raise ValueError("Publish topic cannot contain wildcards.")
+        if len(name) > 65535:
+            raise ValueError("Publish topic is too long.")
+        if len(payload) > _MAX_PAYLOAD:
+            raise ValueError("Payload too large.")
+        if qos == 2:
+            self._paho_publish(name, topic, payload, retain, done, token)
+            return
+        if qos == 1:
+            acks = self._acks
+            mid = self._client._mid_generate()
+            while mid in acks or mid in self._subscribes or mid in self._paho_acks:
+                mid = self._client._mid_generate()
+            variable = _pack_u16(len(name)) + name + _pack_u16(mid)
+        elif qos == 0:
+            variable = _pack_u16(len(name)) + name
+        else:
+            raise ValueError("Invalid QoS level.")
+        if self._v5:
+            variable += b"\x00"  # no properties
+        wire.write(bytes((_PUBLISH | qos << 1 | retain,))
+                   + _remaining_length(len(variable) + len(payload)) + variable + payload)
+        if qos == 1:
+            acks[mid] = (done, token)
+        else:
+            self._loop.call_soon(done, token, True)
+
+    def _paho_publish(self, name: bytes, topic: str, payload: bytes, retain: bool, done: Done,
+                      token: int) -> None:
+        info = self._client.publish(topic, payload, 2, retain)
         if info.rc != _SUCCESS:
             raise PublishError(f"publish to {self._url} failed: {paho.error_string(info.rc)}")
+        self._paho_acks[info.mid] = (done, token)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1,
+                retain: bool = False) -> asyncio.Future[bool]:
+        """:meth:`send` with a future: True on PUBACK (QoS 0: at once), False when the
+        broker refused the message."""
         future: asyncio.Future[bool] = self._loop.create_future()
-        if qos == 0:
-            future.set_result(True)
-        else:
-            self._publishes[info.mid] = future
-        if not self._writing and self._client.want_write():
-            self._want_write()
+
+        def done(_token: int, ok: bool) -> None:
+            if not future.done():
+                future.set_result(ok)
+
+        self.send(topic, payload, qos, retain, done, 0)
         return future
+
+    def _acked(self, mid: int, entry: tuple[Done, int], reason: int) -> None:
+        done, token = entry
+        if reason >= 0x80:
+            code = ReasonCode(PacketTypes.PUBACK, identifier=reason)
+            log.warning("broker %s refused a message (mid %d): %s; dropped", self._url, mid,
+                        code)
+        try:
+            done(token, reason < 0x80)
+        except Exception:
+            log.exception("PUBACK callback failed")
 
     async def subscribe(self, topic: str, qos: int, within: float) -> None:
         rc, mid = self._client.subscribe(topic, qos)
@@ -108,7 +373,7 @@ class MqttConnection:
             raise PublishError(f"subscribe to {topic} failed: {paho.error_string(rc)}")
         future: asyncio.Future[list[Any]] = self._loop.create_future()
         self._subscribes[mid] = future
-        self._want_write()
+        self._paho_write()
         try:
             codes = await self.wait_for(future, within, "SUBACK")
         finally:
@@ -123,7 +388,7 @@ class MqttConnection:
         """Send DISCONNECT (the broker discards the will) and close."""
         self._ending = True
         if self._client.disconnect() == _SUCCESS:
-            self._want_write()
+            self._paho_write()
             with contextlib.suppress(TimeoutError, PublishError):
                 await asyncio.wait_for(asyncio.shield(self.lost), within)
         self.abort()
@@ -131,6 +396,8 @@ class MqttConnection:
     def abort(self) -> None:
         """Close the socket without DISCONNECT: the broker publishes the will."""
         self._ending = True
+        if self._wire is not None:
+            self._wire._out.clear()  # nothing more leaves, DISCONNECT least of all
         self._client._sock_close()
         self._end(None)
 
@@ -152,58 +419,26 @@ class MqttConnection:
         sock = self._client.socket()
         if sock is None:
             raise PublishError(f"connection to {self._url} closed during connect")
-        self._fd = sock.fileno()
-        self._loop.add_reader(self._fd, self._readable)
+        self._wire = _Wire(sock, self)
+        self._client._sock = self._wire  # paho reads and writes through the wire from now
+        self._wire.attach()
         self._misc = self._loop.create_task(self._housekeeping(), name="mqtt-keepalive")
-        self._want_write()
+        self._paho_write()  # what of the CONNECT the socket did not take at once
 
-    def _readable(self) -> None:
-        client = self._client
-        try:
-            rc = client.loop_read()
-            sock: Any = client.socket()
-            pending = getattr(sock, "pending", None)  # TLS: decrypted bytes in the SSL buffer
-            while rc == _SUCCESS and pending is not None and pending() > 0:
-                rc = client.loop_read()
-        except Exception as exc:
-            self._lose(exc)
-            return
-        if client.want_write():
-            self._want_write()
-
-    def _want_write(self) -> None:
-        if self._fd is None or self._writing or not self._client.want_write():
-            return
-        try:
+    def _paho_write(self) -> None:
+        """Hand paho's queued packets to the wire. paho writes as it queues, except while
+        one of its callbacks runs (or the socket had no room before the wire took over)."""
+        if self._client.want_write():
             self._client.loop_write()
-        except Exception as exc:
-            self._lose(exc)
-            return
-        if self._fd is not None and self._client.want_write():
-            self._writing = True
-            self._loop.add_writer(self._fd, self._writable)
-
-    def _writable(self) -> None:
-        try:
-            self._client.loop_write()
-        except Exception as exc:
-            self._lose(exc)
-            return
-        if self._fd is not None and not self._client.want_write():
-            self._writing = False
-            self._loop.remove_writer(self._fd)
 
     async def _housekeeping(self) -> None:
         while self._client.loop_misc() == _SUCCESS:
-            self._want_write()
+            self._paho_write()
             await asyncio.sleep(1.0)
 
     def _on_socket_close(self, _client: Any, _userdata: Any, _sock: Any) -> None:
-        if self._fd is not None:
-            self._loop.remove_reader(self._fd)
-            if self._writing:
-                self._loop.remove_writer(self._fd)
-            self._fd, self._writing = None, False
+        if self._wire is not None:
+            self._wire.detach()
 
     def _lose(self, exc: BaseException) -> None:
         self._client._sock_close()
@@ -221,7 +456,8 @@ class MqttConnection:
             else:
                 self.lost.set_exception(error)
                 self.lost.exception()
-        self._publishes.clear()  # the outbox keeps them for the next connection
+        self._acks.clear()  # the outbox keeps them for the next connection
+        self._paho_acks.clear()
 
     # -- paho callbacks (on the loop thread, from loop_read/loop_misc/loop_write) -------
     def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason: Any, properties: Any) -> None:
@@ -232,15 +468,9 @@ class MqttConnection:
         self._end(PublishError(f"connection to {self._url} lost: {reason}"))
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-        future = self._publishes.pop(mid, None)
-        if future is None or future.done():
-            return
-        if getattr(reason, "is_failure", False):
-            log.warning("broker %s refused a message (mid %d): %s; dropped", self._url, mid,
-                        reason)
-            future.set_result(False)
-        else:
-            future.set_result(True)
+        entry = self._paho_acks.pop(mid, None)
+        if entry is not None:
+            self._acked(mid, entry, int(getattr(reason, "value", 0)))
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: list[Any], _p: Any) -> None:
         future = self._subscribes.get(mid)

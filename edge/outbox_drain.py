@@ -3,12 +3,12 @@
 The MQTT publisher (:mod:`edge.mqtt`) drains on each connection with that connection's
 send call; nothing here knows MQTT. A drain starts from the oldest unacked message and
 keeps up to ``limit`` messages in flight. ``send`` puts a message on the wire at once
-and returns a future that the broker's acknowledgement resolves; each id is acked in
-the outbox once its future is done (in batches of :data:`ACK_BATCH`, or fewer when
-nothing is in flight). No task is made per message.
+and the broker's acknowledgement calls back with its id; each id is acked in the outbox
+once called back (in batches of :data:`ACK_BATCH`, or fewer when nothing is in flight).
+No task, future or closure is made per message.
 
-A message whose future never resolves (the connection was lost) stays unacked, and the
-next connection sends it again. A ``send`` that raises ends the drain with that error.
+A message never called back (the connection was lost) stays unacked, and the next
+connection sends it again. A ``send`` that raises ends the drain with that error.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ ACK_BATCH = 64  # acks written per outbox transaction (or fewer when nothing is 
 STOP_TIMEOUT = 5.0
 """Seconds a graceful stop waits for the publishes in flight (and the offline status)."""
 
-Send = Callable[[OutMessage], "asyncio.Future[bool]"]
-"""Sends one message; its future is True once acknowledged, False when the message was
-dropped (acked unsent: it cannot be published, or the broker refused it)."""
+Done = Callable[[int, bool], None]
+Send = Callable[[OutMessage, Done], None]
+"""Sends one message; later calls ``done(message.id, True)`` once it is acknowledged, or
+``done(message.id, False)`` when it was dropped (acked unsent: it cannot be published,
+or the broker refused it), and never when the connection is lost first."""
 
 
 class OutboxDrain:
@@ -58,7 +60,7 @@ class OutboxDrain:
     async def run(self, send: Send, limit: int) -> None:
         """Publish from the oldest unacked message on; returns only when stopping."""
         self._run += 1
-        run = self._run
+        done = self._done_callback(self._run)
         self._inflight = set()
         inflight = self._inflight
         after = 0
@@ -75,9 +77,12 @@ class OutboxDrain:
                         await self._room.wait()
                     if self._stopping.is_set():
                         break
-                    future = send(message)
                     inflight.add(message.id)
-                    future.add_done_callback(self._done_callback(run, message.id))
+                    try:
+                        send(message, done)
+                    except BaseException:
+                        inflight.discard(message.id)
+                        raise
                     after = message.id
             if inflight and self._graceful():
                 await self._settled(STOP_TIMEOUT)
@@ -95,12 +100,12 @@ class OutboxDrain:
             except TimeoutError:
                 return
 
-    def _done_callback(self, run: int, message_id: int) -> Callable[[asyncio.Future[bool]], None]:
-        def done(future: asyncio.Future[bool]) -> None:
-            if future.cancelled() or future.exception() is not None or run != self._run:
+    def _done_callback(self, run: int) -> Done:
+        def done(message_id: int, ok: bool) -> None:
+            if run != self._run or message_id not in self._inflight:
                 return
             self._inflight.discard(message_id)
-            if future.result():
+            if ok:
                 self.published += 1
             else:
                 self.dropped += 1
