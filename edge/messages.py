@@ -9,9 +9,10 @@ Telemetry, the one message of every poll cycle, has a fast path: when every valu
 of a kind whose JSON the standard library writes byte for byte as the contract's
 encoder does (booleans, integers, finite floats from 1e-4 up, printable ASCII text,
 null with a quality other than ``good``) and every point id is an identifier, the
-payload is written by :mod:`json` directly, checked by the same rules the model
-applies. Anything else goes through the model, which validates it (and raises for
-what is invalid). Topics are built (and their identifiers checked) once per device.
+payload is written directly, with the text :mod:`json` gives each value, in the same
+pass that checks it by the rules the model applies. Anything else goes through the
+model, which validates it (and raises for what is invalid). Topics are built (and
+their identifiers checked) once per device.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _QUALITIES: Final = frozenset({"good", "stale", "bad"})
 _FLOAT_PLAIN_MIN: Final = 1e-4
 """Below this magnitude Python writes floats with an exponent (``1e-05``), the contract's
 encoder without (``0.00001``): such values take the model's path."""
-_json_object: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_json_string: Final = json.encoder.encode_basestring_ascii
 
 
 def now_ms(now: float | None = None) -> int:
@@ -95,9 +96,9 @@ class MessageBuilder:
             topic = self._telemetry_topics[device] = telemetry_topic(
                 self.site, self.gateway, device)
         seq, ts = self._next(), now_ms(now)
-        if self._plain(values, quality) and TS_MIN <= ts <= TS_MAX:
-            body = (f'{{"seq":{seq},"boot_id":"{self.boot_id}","ts":{ts},"values":'
-                    f'{_json_object(values)},"quality":{_json_object(quality)}}}').encode()
+        plain = self._plain_json(values, quality)
+        if plain is not None and TS_MIN <= ts <= TS_MAX:
+            body = (f'{{"seq":{seq},"boot_id":"{self.boot_id}","ts":{ts},{plain}}}').encode()
         else:
             body = encode(Telemetry(seq=seq, boot_id=self.boot_id, ts=ts, values=dict(values),
                                     quality=dict(quality)))  # type: ignore[arg-type]
@@ -106,29 +107,52 @@ class MessageBuilder:
     def _plain(self, values: Mapping[str, Scalar | None], quality: Mapping[str, str]) -> bool:
         """Whether the fast path writes exactly what the model would, and the model
         would accept it: see the module docstring."""
+        return self._plain_json(values, quality) is not None
+
+    def _plain_json(self, values: Mapping[str, Scalar | None],
+                    quality: Mapping[str, str]) -> str | None:
+        """``"values":{...},"quality":{...}`` as :mod:`json` writes them (compact), in
+        the same pass that checks them; None when the model's path must write them.
+
+        Written here rather than by :mod:`json`: each value's text is the one the json
+        encoder uses for its type (``int.__repr__``, ``float.__repr__``, its ASCII string
+        escaping, ``true``/``false``/``null``), and point ids, being identifiers, need no
+        escaping; the encoder's setup per call costs more than a small report itself."""
         ids = self._ids
+        parts: list[str] = []
         for point, value in values.items():
             if point not in ids:
                 if point.__class__ is not str or not _identifier(point):
-                    return False
+                    return None
                 ids.add(point)
             cls = value.__class__
-            if cls is bool or cls is int:
-                continue
-            if isinstance(value, float):
-                if cls is not float or not math.isfinite(value) or (
-                        value != 0.0 and abs(value) < _FLOAT_PLAIN_MIN):
-                    return False
-            elif isinstance(value, str):
-                if cls is not str or not (value.isascii() and value.isprintable()):
-                    return False
-            elif value is not None or quality.get(point, "good") == "good":
-                return False
+            if cls is int:
+                parts.append(f'"{point}":{int.__repr__(value)}')
+            elif cls is bool:
+                parts.append(f'"{point}":true' if value else f'"{point}":false')
+            elif cls is float:
+                number: float = value  # type: ignore[assignment]
+                if not math.isfinite(number) or (number != 0.0
+                                                 and abs(number) < _FLOAT_PLAIN_MIN):
+                    return None
+                parts.append(f'"{point}":{float.__repr__(number)}')
+            elif cls is str:
+                text: str = value  # type: ignore[assignment]
+                if not (text.isascii() and text.isprintable()):
+                    return None
+                parts.append(f'"{point}":{_json_string(text)}')
+            elif value is None and quality.get(point, "good") != "good":
+                parts.append(f'"{point}":null')
+            else:
+                return None
+        values_json = ",".join(parts)
+        parts.clear()
         for point, q in quality.items():
             if q not in _QUALITIES or (point not in ids and not (
                     point.__class__ is str and _identifier(point))):
-                return False
-        return True
+                return None
+            parts.append(f'"{point}":"{q}"')
+        return f'"values":{{{values_json}}},"quality":{{{",".join(parts)}}}'
 
     def event(self, device: str, *, kind: str, name: str, state: str, event_id: str | None = None,
               severity: str | None = None, value: Scalar | None = None,
