@@ -34,7 +34,7 @@ from sqlalchemy import CursorResult, Table, bindparam, delete, select, tuple_, u
 from sqlalchemy.orm import Session
 
 from cloud.db.models import SeenMessage, SeqStream
-from cloud.db.upsert import insert_for, upsert
+from cloud.db.upsert import upsert
 from towerwatch.contract import check_boot_id, check_identifier
 
 __all__ = [
@@ -99,19 +99,15 @@ def claim_messages(session: Session, keys: Iterable[MessageKey], *, now_ms: int)
     concurrent claims lock in the same order and do not deadlock.
     """
     batch = sorted(set(keys))
-    if not batch:
-        return set()
-    stmt = (
-        insert_for(session, _SEEN)
-        .on_conflict_do_nothing(index_elements=["gateway_key", "boot_id", "seq"])
-        .returning(_SEEN.c.gateway_key, _SEEN.c.boot_id, _SEEN.c.seq)
-    )
     rows = [
         {"gateway_key": k.gateway, "boot_id": k.boot_id, "seq": k.seq, "seen_ms": now_ms}
         for k in batch
     ]
-    result = session.execute(stmt, rows)
-    return {MessageKey(gw, boot, seq) for gw, boot, seq in result}
+    result = upsert(session, _SEEN, rows, keys=["gateway_key", "boot_id", "seq"], update=[],
+                    returning=["gateway_key", "boot_id", "seq"])
+    if result is None:
+        return set()
+    return {MessageKey(r[0], r[1], r[2]) for r in cast(Iterable[Any], result)}
 
 
 def record_seq_gaps(

@@ -102,21 +102,25 @@ def run_threads(workers: list[Callable[[], None]]) -> None:
 
 
 @pytest.mark.integration
-def test_a_second_claim_waits_for_the_first_and_skips_what_it_took(pg: Database) -> None:
+@pytest.mark.parametrize("size", [6, 200])  # a statement per row, and one unnest statement
+def test_a_second_claim_waits_for_the_first_and_skips_what_it_took(
+        pg: Database, size: int) -> None:
     """PostgreSQL, two sessions, overlapping batches: the second waits for the first's
     uncommitted keys, then skips them. (SQLite serialises whole write transactions.)"""
     db = pg
     first = db.session()
     try:
-        assert claim_messages(first, keys(*range(1, 7)), now_ms=T0) == set(keys(*range(1, 7)))
+        taken = set(keys(*range(1, size + 1)))
+        assert claim_messages(first, taken, now_ms=T0) == taken
         result: list[set[MessageKey]] = []
-        second = threading.Thread(target=lambda: result.append(claim(db, keys(*range(4, 11)))))
+        second = threading.Thread(
+            target=lambda: result.append(claim(db, keys(*range(size // 2, 2 * size + 1)))))
         second.start()
         second.join(timeout=0.5)
         assert second.is_alive(), "the second claim should wait for the first transaction"
         first.commit()
         second.join(timeout=30)
-        assert result == [set(keys(*range(7, 11)))]
+        assert result == [set(keys(*range(size + 1, 2 * size + 1)))]
     finally:
         first.close()
 
