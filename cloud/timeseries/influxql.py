@@ -254,6 +254,85 @@ def parse_downsampled(aggregates: Sequence[Series], lasts: Sequence[Series]) -> 
     return out
 
 
+def downsample_raw(answer: Sequence[Series], bucket_ms: int) -> list[Bucket]:
+    """The buckets of :meth:`~cloud.timeseries.base.TimeSeriesStore.downsampled`, computed
+    here from the answer to a :func:`raw_query` (rows in time order) rather than by
+    InfluxDB: the result :func:`parse_downsampled` gives for the
+    :func:`downsampled_queries` over the same rows.
+
+    Buckets start at multiples of ``bucket_ms``; ``mean``/``min``/``max`` cover the
+    ``value`` field (numbers, bools as 1/0); ``count`` counts every row; ``last`` is the
+    value of the bucket's latest row. The mean is computed as InfluxDB does: the mean of
+    each series (each ``kind``) in time order, then their sum weighted by their counts
+    (:func:`_mean`). Rows at the same time happen only after a rewrite with a value of
+    another type (see the module docstring); among them ``last("quality")`` picks the
+    greatest ``quality``, and so does this.
+    """
+    out: list[Bucket] = []
+    start = last_ts = -1
+    count = 0
+    sums: dict[str, list[float]] = {}  # kind -> [sum, count] of the bucket's numbers
+    lo = hi = 0.0
+    last_row, quality = (None, None, None), ""
+    for s in answer:
+        t, k, v, vs, q = _columns(s, "time", "kind", "value", "value_str", "quality")
+        for r in s.get("values", []):
+            ts = int(r[t])
+            if ts < last_ts:  # not an answer to raw_query (one series, time order)
+                raise TimeSeriesError(f"InfluxDB answered rows out of time order at {ts}")
+            if ts - ts % bucket_ms != start:
+                if count:
+                    out.append(_bucket(start, sums, lo, hi, last_row, count))
+                start, count, sums = ts - ts % bucket_ms, 0, {}
+            count += 1
+            num = r[v]
+            if num is not None:
+                x = float(num)
+                acc = sums.get(r[k])
+                if acc is not None:
+                    acc[0] += x
+                    acc[1] += 1
+                    if x < lo:
+                        lo = x
+                    elif x > hi:
+                        hi = x
+                else:
+                    if not sums:
+                        lo = hi = x
+                    elif x < lo:
+                        lo = x
+                    elif x > hi:
+                        hi = x
+                    sums[r[k]] = [x, 1]
+            if ts != last_ts or r[q] > quality:
+                last_ts, last_row, quality = ts, (r[k], num, r[vs]), r[q]
+    if count:
+        out.append(_bucket(start, sums, lo, hi, last_row, count))
+    return out
+
+
+def _mean(sums: dict[str, list[float]]) -> float:
+    """InfluxDB 1.x's ``mean()`` of a bucket: each series' mean (``sum / n``) is emitted
+    with its count, and merged by ``FloatMeanReducer`` as ``mean * n`` (or the value
+    itself when ``n == 1``), in series order (``kind`` ``b`` < ``f`` < ``i``)."""
+    if len(sums) == 1:
+        ((part, parts),) = sums.values()
+        return part / parts * parts / parts if parts >= 2 else part
+    total = n = 0.0
+    for kind in sorted(sums):
+        part, parts = sums[kind]
+        total += part / parts * parts if parts >= 2 else part
+        n += parts
+    return total / n
+
+
+def _bucket(start: int, sums: dict[str, list[float]], lo: float, hi: float,
+            last: tuple[Any, Any, Any], count: int) -> Bucket:
+    if not sums:
+        return Bucket(start, None, None, None, _value(*last), count)
+    return Bucket(start, _mean(sums), lo, hi, _value(*last), count)
+
+
 def parse_latest(site: str, gateway: str, device: str, answer: Sequence[Series]) -> list[Sample]:
     out: list[Sample] = []
     for s in answer:
