@@ -200,7 +200,10 @@ def statement_results(body: Any, statements: int) -> list[list[Series]]:
         if "error" in result:
             raise TimeSeriesError(f"InfluxDB: {result['error']}")
         series = result.get("series", [])
-        if result.get("partial") or any(s.get("partial") for s in series):
+        # Only the statement's own flag means rows were cut (``max-row-limit``): in a
+        # non-chunked answer InfluxDB 1.x merges its internal 10,000-row chunks into one
+        # series and leaves that series marked ``partial`` though every row is there.
+        if result.get("partial"):
             raise TimeSeriesError("InfluxDB truncated the answer (max-row-limit); narrow it")
         out.append(series)
     return out

@@ -119,6 +119,15 @@ async def test_tags_are_stored_unescaped(influx_db: InfluxDatabase) -> None:
     assert tags["results"][0]["series"][0]["values"] == [["point", "p'\"oint"]]
 
 
+async def test_raw_reads_more_than_one_internal_chunk(influx_db: InfluxDatabase) -> None:
+    """InfluxDB 1.x answers a non-chunked query of more than 10,000 rows as one series
+    marked ``partial`` though every row is there: that is no truncation."""
+    async with InfluxStore(influx_db.url, database=influx_db.database) as store:
+        await store.write([Sample(KEY, T0 + i, float(i), "good") for i in range(12_345)])
+        got = await store.raw(KEY, T0, T0 + 20_000, limit=20_000)
+        assert [s.value for s in got] == [float(i) for i in range(12_345)]
+
+
 async def test_writes_are_split_into_batches(influx_db: InfluxDatabase) -> None:
     async with InfluxStore(influx_db.url, database=influx_db.database, batch_lines=3) as store:
         await store.write([Sample(KEY, T0 + i, i, "good") for i in range(10)])
