@@ -23,6 +23,7 @@ from cloud.timeseries.influxql import (
     quote_str,
     raw_query,
     series_prefix,
+    statement_results,
 )
 from tests.cloud.timeseries.test_sqlite_store import KEY, T0, StoreContract, key
 from tests.servers.influxdb import InfluxDB1Server
@@ -117,6 +118,13 @@ async def test_tags_are_stored_unescaped(influx_db: InfluxDatabase) -> None:
         'SHOW TAG VALUES FROM "tw" WITH KEY = "point"', influx_db.database
     )
     assert tags["results"][0]["series"][0]["values"] == [["point", "p'\"oint"]]
+
+
+def test_only_a_statements_partial_flag_is_a_truncation() -> None:
+    series = {"name": "tw", "columns": ["time"], "values": [[1]], "partial": True}
+    assert statement_results({"results": [{"series": [series]}]}, 1) == [[series]]
+    with pytest.raises(TimeSeriesError, match="truncated"):
+        statement_results({"results": [{"series": [series], "partial": True}]}, 1)
 
 
 async def test_raw_reads_more_than_one_internal_chunk(influx_db: InfluxDatabase) -> None:
