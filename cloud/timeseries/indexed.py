@@ -1,24 +1,30 @@
 """A time-series store whose latest values are kept in the relational latest-value index.
 
 :class:`IndexedStore` wraps a store (InfluxDB) and the relational database: every write
-goes to the store, then the newest sample of each series in it is upserted into
-``latest_values`` (:mod:`cloud.timeseries.latest_tables`) — only over an older one, so
-workers writing out of order, retries and backfills all leave the newest sample. The
-index is written after the store accepted the samples: it never shows a sample the
-store does not hold. ``latest`` and ``latest_for_device`` are then keyed lookups in the
-relational store; ranges, aggregates and retention go to the wrapped store (retention
-also forgets index rows older than the cutoff, as the contract says).
+goes to the store, then the newest sample of each series in it joins a pending set that
+is upserted into ``latest_values`` (:mod:`cloud.timeseries.latest_tables`) at most every
+``flush_interval`` (default 1 s) — only over an older sample, so workers writing out of
+order, retries and backfills all leave the newest one. Samples join the pending set
+only after the store accepted them: the index never shows a sample the store does not
+hold. ``latest`` and ``latest_for_device`` are keyed lookups in the relational store,
+overlaid with this process's pending samples (so the alarm service, in the process
+that ingested a batch, sees that batch's values at once; other processes see them
+within ``flush_interval``). Ranges, aggregates and retention go to the wrapped store
+(retention also forgets index rows older than the cutoff, as the contract says).
+
+Why pending, not an upsert per write: a live building reports each point about once
+per batch, so indexing every write would add a relational upsert per sample; once per
+second it is at most one per series per second.
 
 Coverage: the index knows every sample written through it. On the first start against
 a store that already holds data, :meth:`IndexedStore.backfill` copies the newest sample
 of every registered device's points from the store and then marks the index complete
 (``latest_index_state``); until some process has done that, reads go to the store.
 Series of devices the registry never learned are not backfilled (ingest registers every
-device from its gateway's birth message before that gateway's telemetry matters).
-
-Cost: one upsert per series per write call (a write of a batch of 250,000 samples over
-5,000 series upserts 5,000 rows), against ~65 µs of InfluxDB CPU per series on every
-latest-value read without it.
+device from its gateway's birth message before that gateway's telemetry matters). A
+process that dies loses at most its pending second; :meth:`IndexedStore.refresh_recent`
+(run by the service every few minutes) copies the newest sample of every series written
+in the last window from the store, so such a gap closes within that period.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, select, tuple_
 from sqlalchemy.orm import Session
@@ -111,23 +117,110 @@ def _complete(session: Session) -> bool:
     return session.get(LatestIndexState, 1) is not None
 
 
+Pending = dict[tuple[str, str, str], dict[str, Sample]]
+"""Samples by device ``(site, gateway, device)``, then point."""
+
+
+def _newest(samples: Sequence[Sample]) -> Iterable[Sample]:
+    """The newest sample of each series object in ``samples`` (ingest's samples share
+    their series objects, and hashing a :class:`SeriesKey` hashes four strings)."""
+    by_object: dict[int, Sample] = {}
+    for sample in samples:
+        seen = by_object.get(id(sample.series))
+        if seen is None or sample.ts_ms >= seen.ts_ms:
+            by_object[id(sample.series)] = sample
+    return by_object.values()
+
+
+def _merge(into: Pending, samples: Iterable[Sample]) -> None:
+    for sample in samples:
+        key = sample.series
+        points = into.get((key.site, key.gateway, key.device))
+        if points is None:
+            points = into[(key.site, key.gateway, key.device)] = {}
+        seen = points.get(key.point)
+        if seen is None or sample.ts_ms >= seen.ts_ms:
+            points[key.point] = sample
+
+
+class RecentLatest(TimeSeriesStore, Protocol):
+    """A store that can list the newest sample of every series written since a time."""
+
+    async def latest_since(self, since_ms: int) -> list[Sample]: ...
+
+
 class IndexedStore:
     """A :class:`TimeSeriesStore`: ``inner`` for samples, ``db`` for latest values."""
 
-    def __init__(self, inner: TimeSeriesStore, db: Database, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, inner: RecentLatest, db: Database, *, flush_interval: float = 1.0,
+                 max_pending: int = 50_000, clock: Callable[[], float] = time.time) -> None:
         self.inner = inner
         self.db = db
+        self.flush_interval = flush_interval
+        self.max_pending = max_pending
         self._clock = clock
         self._complete = False
+        self._pending: Pending = {}
+        self._pending_series = 0  # an upper bound: grows per merge, reset per flush
+        self._flushing: Pending = {}
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- writes -----------------------------------------------------------------------
     async def write(self, samples: Sequence[Sample]) -> None:
         if not samples:
             return
         await write_sliced(self.inner, samples)
-        rows = newest_rows(samples)
-        await self.db.run(lambda session: upsert_latest(session, rows))
+        newest = list(_newest(samples))
+        _merge(self._pending, newest)
+        self._pending_series += len(newest)
+        if self._pending_series >= self.max_pending:
+            await self.flush()  # keeps memory bounded; a failure fails this write
+        elif self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_later(),
+                                                name="latest-index-flush")
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.flush_interval)
+        while True:
+            try:
+                await self.flush()
+                return
+            except Exception:
+                log.exception("latest-value index: flush failed; keeping %d series pending, "
+                              "retrying in %.0f s", self._pending_series, self.flush_interval)
+                await asyncio.sleep(self.flush_interval)
+
+    async def flush(self) -> None:
+        """Upsert the pending samples into the index now."""
+        async with self._flush_lock:
+            if not self._pending:
+                return
+            self._flushing, self._pending = self._pending, {}
+            self._pending_series = 0
+            rows = newest_rows([s for points in self._flushing.values()
+                                for s in points.values()])
+            try:
+                await self.db.run(lambda session: upsert_latest(session, rows))
+            except BaseException:
+                # Back into the pending set; samples written since are newer and win.
+                flushed, self._flushing = self._flushing, {}
+                _merge(self._pending, (s for points in flushed.values()
+                                       for s in points.values()))
+                self._pending_series += len(rows)
+                raise
+            self._flushing = {}
+
+    def _overlay(self, site: str, gateway: str, device: str, point: str,
+                 found: Sample | None) -> Sample | None:
+        """``found`` or a newer sample of that series still on its way to the index."""
+        best = found
+        for pending in (self._flushing, self._pending):
+            points = pending.get((site, gateway, device))
+            sample = None if points is None else points.get(point)
+            if sample is not None and (best is None or sample.ts_ms >= best.ts_ms):
+                best = sample
+        return best
 
     # -- reads from the index ------------------------------------------------------------
     async def _indexed(self, read: Callable[[Session], Any]) -> Any:
@@ -163,7 +256,15 @@ class IndexedStore:
             return found
 
         indexed: dict[SeriesKey, Sample] | None = await self._indexed(read)
-        return await self.inner.latest(series) if indexed is None else indexed
+        if indexed is None:
+            return await self.inner.latest(series)
+        if self._pending or self._flushing:
+            for site, keys in wanted.items():
+                for (gateway, device, point), key in keys.items():
+                    best = self._overlay(site, gateway, device, point, indexed.get(key))
+                    if best is not None:
+                        indexed[key] = best
+        return indexed
 
     async def latest_for_device(self, site: str, gateway: str, device: str) -> dict[str, Sample]:
         def read(session: Session) -> dict[str, Sample]:
@@ -176,6 +277,11 @@ class IndexedStore:
         indexed: dict[str, Sample] | None = await self._indexed(read)
         if indexed is None:
             return await self.inner.latest_for_device(site, gateway, device)
+        for pending in (self._flushing, self._pending):
+            for point in (pending.get((site, gateway, device)) or {}):
+                best = self._overlay(site, gateway, device, point, indexed.get(point))
+                if best is not None:
+                    indexed[point] = best
         return indexed
 
     # -- everything else is the store's ------------------------------------------------------
@@ -190,12 +296,25 @@ class IndexedStore:
     async def apply_retention(self, older_than_ms: int) -> int:
         check_ts(older_than_ms)
         deleted = await self.inner.apply_retention(older_than_ms)
+        for pending in (self._pending, self._flushing):
+            for points in pending.values():
+                for point in [p for p, sample in points.items() if sample.ts_ms < older_than_ms]:
+                    del points[point]
         await self.db.run(lambda session: session.execute(
             delete(LatestValue).where(LatestValue.ts_ms < older_than_ms)))
         return deleted
 
     async def close(self) -> None:
-        await self.inner.close()
+        """Flush what is pending, then close the store."""
+        try:
+            if self._flusher is not None:
+                self._flusher.cancel()
+            await self.flush()
+        except Exception:
+            log.exception("latest-value index: final flush failed; refresh_recent will "
+                          "restore those series")
+        finally:
+            await self.inner.close()
 
     # -- coverage ---------------------------------------------------------------------
     async def backfill(self) -> int:
@@ -232,6 +351,16 @@ class IndexedStore:
         log.info("latest-value index complete: %d series of %d devices copied from the store",
                  copied, len(listed))
         return copied
+
+    async def refresh_recent(self, window_ms: int) -> int:
+        """Copy the newest sample of every series written in the last ``window_ms`` from
+        the store into the index (only over older rows); returns how many series."""
+        since = max(0, int(self._clock() * 1000) - window_ms)
+        samples = await self.inner.latest_since(since)
+        rows = newest_rows(samples)
+        if rows:
+            await self.db.run(lambda session: upsert_latest(session, rows))
+        return len(rows)
 
     async def run_backfill(self) -> None:
         """:meth:`backfill`, retried every 30 s while the store or database is down."""

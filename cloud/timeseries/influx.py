@@ -300,6 +300,13 @@ class InfluxStore:
         (answer,) = await self._query([influxql.latest_query(site, gateway, device)])
         return {s.series.point: s for s in influxql.parse_latest(site, gateway, device, answer)}
 
+    async def latest_since(self, since_ms: int) -> list[Sample]:
+        """The newest sample of every series that has samples at or after ``since_ms``
+        (one statement; InfluxDB reads only the shards of that window)."""
+        check_ts(since_ms)
+        (answer,) = await self._query([influxql.recent_latest_query(since_ms)])
+        return influxql.parse_recent_latest(answer)
+
     async def apply_retention(self, older_than_ms: int) -> int:
         check_ts(older_than_ms)
         (counted,) = await self._query([influxql.count_before_query(older_than_ms)])

@@ -174,6 +174,12 @@ def latest_query(site: str, gateway: str, device: str, points: Iterable[str] = (
     return f'{_LAST_ROW} {_FROM} WHERE {where} GROUP BY "point"'
 
 
+def recent_latest_query(since_ms: int) -> str:
+    """The newest sample of every series with samples at or after ``since_ms``."""
+    return (f'{_LAST_ROW} {_FROM} WHERE time >= {int(since_ms)}ms'
+            ' GROUP BY "site", "gateway", "device", "point"')
+
+
 def count_before_query(cutoff_ms: int) -> str:
     return f'SELECT count("quality") AS "count" {_FROM} WHERE time < {int(cutoff_ms)}ms'
 
@@ -340,6 +346,17 @@ def parse_latest(site: str, gateway: str, device: str, answer: Sequence[Series])
     out: list[Sample] = []
     for s in answer:
         key = SeriesKey(site, gateway, device, s["tags"]["point"])
+        for r in rows(s):
+            value = _value(r["kind"], r["value"], r["value_str"])
+            out.append(trusted_sample(key, int(r["time"]), value, r["quality"]))
+    return out
+
+
+def parse_recent_latest(answer: Sequence[Series]) -> list[Sample]:
+    out: list[Sample] = []
+    for s in answer:
+        tags = s["tags"]
+        key = SeriesKey(tags["site"], tags["gateway"], tags["device"], tags["point"])
         for r in rows(s):
             value = _value(r["kind"], r["value"], r["value_str"])
             out.append(trusted_sample(key, int(r["time"]), value, r["quality"]))

@@ -2,13 +2,17 @@
 
 The whole store contract runs against ``IndexedStore(InfluxStore, Database)`` on SQLite
 and PostgreSQL; then what only the index does: reads come from it (not from InfluxDB),
+pending samples are visible in-process at once and to other processes after a flush,
 an older sample never replaces a newer one, concurrent writers on PostgreSQL neither
-deadlock nor lose the newest sample, and a first start backfills what InfluxDB held.
+deadlock nor lose the newest sample, a failed flush keeps its samples, a first start
+backfills what InfluxDB held, and ``refresh_recent`` repairs what a dead process never
+flushed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from sqlalchemy import func, select
 from cloud.db import Database, migrate
 from cloud.db.models import Device, Gateway, Site
 from cloud.timeseries import Sample
+from cloud.timeseries import indexed as indexed_module
 from cloud.timeseries.indexed import IndexedStore, newest_rows
 from cloud.timeseries.influx import InfluxStore
 from cloud.timeseries.latest_tables import LatestIndexState, LatestValue
@@ -75,13 +80,65 @@ async def test_reads_come_from_the_index(indexed: IndexedStore) -> None:
     assert (await indexed.latest_for_device("tower-a", "gw-1", "pump-1"))["flow"].ts_ms == T0
 
 
-async def test_an_older_sample_never_replaces_a_newer(indexed: IndexedStore) -> None:
-    await indexed.write([Sample(key("flow"), T0 + 5000, 5.0, "good")])
-    await indexed.write([Sample(key("flow"), T0 + 1000, 1.0, "bad")])  # a late redelivery
-    await indexed.write([Sample(key("flow"), T0 + 5000, 6.0, "stale")])  # same time: replaces
+@pytest.mark.parametrize("flush_between", [False, True])
+async def test_an_older_sample_never_replaces_a_newer(indexed: IndexedStore,
+                                                      flush_between: bool) -> None:
+    for sample in (Sample(key("flow"), T0 + 5000, 5.0, "good"),
+                   Sample(key("flow"), T0 + 1000, 1.0, "bad"),  # a late redelivery
+                   Sample(key("flow"), T0 + 5000, 6.0, "stale")):  # same time: replaces
+        await indexed.write([sample])
+        if flush_between:
+            await indexed.flush()
     latest = (await indexed.latest([key("flow")]))[key("flow")]
     assert (latest.ts_ms, latest.value, latest.quality) == (T0 + 5000, 6.0, "stale")
+    await indexed.flush()
     assert _index(indexed.db) == {"flow": (T0 + 5000, 6.0)}
+
+
+async def test_pending_samples_reach_other_processes_after_a_flush(
+        influx_db: InfluxDatabase, indexed: IndexedStore) -> None:
+    indexed.flush_interval = 0.05
+    other = IndexedStore(InfluxStore(influx_db.url, database=influx_db.database), indexed.db)
+    try:
+        await indexed.write([Sample(key("flow"), T0, 1.5, "good")])
+        # In this process at once (the alarm service reads what its batch wrote) ...
+        assert (await indexed.latest_for_device("tower-a", "gw-1", "pump-1"))["flow"].value == 1.5
+        # ... in another once the flusher ran.
+        for _ in range(200):
+            if await other.latest([key("flow")]):
+                break
+            await asyncio.sleep(0.02)
+        assert (await other.latest([key("flow")]))[key("flow")].value == 1.5
+        assert _index(indexed.db) == {"flow": (T0, 1.5)}
+    finally:
+        await other.close()
+
+
+async def test_a_failed_flush_keeps_its_samples(indexed: IndexedStore,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    await indexed.write([Sample(key("flow"), T0, 1.0, "good")])
+
+    def down(session: object, rows: object) -> None:
+        raise OSError("database unreachable")
+
+    monkeypatch.setattr(indexed_module, "upsert_latest", down)
+    with pytest.raises(OSError, match="unreachable"):
+        await indexed.flush()
+    await indexed.write([Sample(key("flow"), T0 + 1000, 2.0, "good"),
+                         Sample(key("temp"), T0, 20.0, "good")])
+    monkeypatch.undo()
+    await indexed.flush()
+    assert _index(indexed.db) == {"flow": (T0 + 1000, 2.0), "temp": (T0, 20.0)}
+
+
+async def test_refresh_recent_repairs_what_was_never_flushed(indexed: IndexedStore) -> None:
+    now_ms = int(time.time() * 1000)
+    # Written to InfluxDB by a process that died before its flush.
+    await indexed.inner.write([Sample(key("flow"), now_ms - 5_000, 7.5, "good"),
+                               Sample(key("old"), now_ms - 3_600_000, 1.0, "good")])
+    assert await indexed.refresh_recent(60_000) == 1
+    assert _index(indexed.db) == {"flow": (now_ms - 5_000, 7.5)}
+    assert await indexed.refresh_recent(7_200_000) == 2
 
 
 def test_newest_rows_takes_the_newest_per_series_across_equal_keys() -> None:
@@ -94,13 +151,20 @@ def test_newest_rows_takes_the_newest_per_series_across_equal_keys() -> None:
 
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 async def test_concurrent_writers_neither_deadlock_nor_lose_the_newest(
-        indexed: IndexedStore) -> None:
+        influx_db: InfluxDatabase, indexed: IndexedStore) -> None:
     points = [f"p{n:03d}" for n in range(200)]
 
     async def writer(offset: int, order: list[str]) -> None:
-        for round_ in range(5):
-            ts = T0 + round_ * 10 + offset
-            await indexed.write([Sample(key(p), ts, float(ts - T0), "good") for p in order])
+        # A worker of its own (own pending set), flushing after every write.
+        store = IndexedStore(InfluxStore(influx_db.url, database=influx_db.database),
+                             indexed.db)
+        try:
+            for round_ in range(5):
+                ts = T0 + round_ * 10 + offset
+                await store.write([Sample(key(p), ts, float(ts - T0), "good") for p in order])
+                await store.flush()
+        finally:
+            await store.close()
 
     await asyncio.wait_for(asyncio.gather(
         writer(0, points), writer(1, points[::-1]), writer(2, points[100:] + points[:100])),
