@@ -37,7 +37,6 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.errors import BrokerUnavailable, PublishError
@@ -53,6 +52,19 @@ _PUBLISH = 0x30
 _PUBACK = 0x40
 _READ_SIZE = 65536
 _MAX_PAYLOAD = 268_435_455
+_LINGER = 1.0
+"""Seconds a closed wire keeps trying to send what was left (a DISCONNECT)."""
+MAX_INCOMING_PACKET = 16 * 1024 * 1024
+"""MQTT 5 Maximum Packet Size in CONNECT: commands are a few hundred bytes; a compliant
+broker discards a larger packet for us rather than make the gateway buffer it."""
+_REFUSALS = {
+    0x80: "Unspecified error", 0x83: "Implementation specific error",
+    0x87: "Not authorized", 0x90: "Topic Name invalid", 0x91: "Packet Identifier in use",
+    0x92: "Packet Identifier not found", 0x97: "Quota exceeded",
+    0x99: "Payload format invalid",
+}
+"""MQTT 5 failure reason codes of PUBACK and PUBCOMP, for the log only: a broker may send
+others, which paho's ReasonCode cannot even be built from."""
 _pack_u16 = struct.Struct("!H").pack
 
 
@@ -93,11 +105,20 @@ class _Wire:
     holds) in one ``recv``, cuts it into packets, settles the PUBACKs of
     :meth:`MqttConnection.send` itself and keeps every other packet, whole, for paho,
     whose ``loop_read`` then reads it from :meth:`recv` without a system call. A packet
-    cut by the end of a read waits here for its rest, so paho never sees half of one.
+    cut by the end of a read waits here for its rest, so paho never sees half of one;
+    once its length is known it is only appended to until whole, so a large packet
+    costs time linear in its size however many reads it takes.
 
     Writing: :meth:`send` (paho's packets) and :meth:`write` (ours) only collect bytes;
     they leave together at the end of the event-loop turn, in the order written. What
     the socket has no room for waits, with a writer registered, and goes first later.
+    :meth:`close` lets what is collected (a DISCONNECT) leave for up to
+    :data:`_LINGER` seconds before the socket closes; :meth:`abort` closes at once.
+
+    paho uses ``recv``, ``send`` and ``close`` of its socket once connected (``fileno``
+    too, in ``loop()``, which is not used here; ``setblocking`` is in its socket
+    protocol); nothing else is forwarded to the real socket, so a paho that starts using
+    more fails loudly instead of going around the framing.
     """
 
     def __init__(self, sock: Any, connection: MqttConnection) -> None:
@@ -106,14 +127,19 @@ class _Wire:
         self._loop = connection._loop
         self._fd: int = sock.fileno()
         self._tls = isinstance(sock, ssl.SSLSocket)
-        self._partial = b""  # the start of a packet whose rest has not arrived
+        self._inbuf = bytearray()  # the start of a packet whose rest has not arrived
+        self._need = 0  # len(_inbuf) once that packet is whole (0: its length is not known)
         self._for_paho = b""  # whole packets for paho's loop_read
         self._paho_pos = 0
         self._out: list[bytes] = []
         self._stuck: bytes | None = None  # what the socket took none or part of, exactly
         self._flushing = False  # a flush is planned for the end of this loop turn
         self._writer = False
+        self._linger: asyncio.TimerHandle | None = None
         self.closed = False
+        """No more reading or writing (the socket may still be sending what was left)."""
+        self.gone: asyncio.Future[None] = self._loop.create_future()
+        """Done once the socket is closed."""
 
     # -- paho's side --------------------------------------------------------------------
     def recv(self, size: int) -> bytes:
@@ -130,29 +156,51 @@ class _Wire:
     def fileno(self) -> int:
         return self._fd
 
-    def pending(self) -> int:
-        return len(self._for_paho) - self._paho_pos
+    def setblocking(self, flag: bool) -> None:
+        """paho's socket protocol has it (paho calls it on a socket it has just made)."""
+        if flag:
+            raise ValueError("the MQTT wire is never blocking")
 
     def close(self) -> None:
-        """Close after a last try to send what is collected (a DISCONNECT, say)."""
+        """Stop reading and close once what is collected (a DISCONNECT, say) has left,
+        waiting up to :data:`_LINGER` seconds for room in the socket: a DISCONNECT
+        dropped here makes the broker publish the will."""
         if self.closed:
             return
         self.closed = True
         self.detach()
-        with contextlib.suppress(OSError, ValueError):
-            self._send_collected()
+        try:
+            done = self._send_collected()
+        except (OSError, ValueError):
+            done = True
+        if done:
+            self._shut()
+            return
+        self._writer = True
+        self._loop.add_writer(self._fd, self._send_rest)
+        self._linger = self._loop.call_later(_LINGER, self._shut)
+
+    def abort(self) -> None:
+        """Close now; nothing collected or half sent leaves."""
+        self.closed = True
         self._out.clear()
-        self.sock.close()
+        self._stuck = None
+        self.detach()
+        self._shut()
+
+    def unread(self) -> int:
+        """Bytes of whole packets paho has not read yet. (Not ``pending``: that is
+        SSLSocket's bytes held by the TLS layer, which paho's ``loop()`` asks for.)"""
+        return len(self._for_paho) - self._paho_pos
 
     def detach(self) -> None:
         """Stop watching the socket."""
+        if self.gone.done():
+            return  # the descriptor's number may already be another socket's
         self._loop.remove_reader(self._fd)
         if self._writer:
             self._writer = False
             self._loop.remove_writer(self._fd)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
 
     # -- reading --------------------------------------------------------------------------
     def attach(self) -> None:
@@ -172,23 +220,51 @@ class _Wire:
             self._conn._lose(ConnectionError("closed by the broker"))
             return
         try:
-            self._packets(self._partial + data if self._partial else data)
-        except ValueError as exc:
+            self._take(data)
+            client = self._conn._client
+            while self.unread() and not self.closed:
+                if client.loop_read() != _SUCCESS:
+                    break
+            if self.unread() == 0:
+                self._for_paho, self._paho_pos = b"", 0
+            self._conn._paho_write()
+        except ValueError as exc:  # a malformed packet length
             self._conn._lose(exc)
-            return
-        client = self._conn._client
-        while self.pending() and not self.closed:
-            if client.loop_read() != _SUCCESS:
-                break
-        if self.pending() == 0:
-            self._for_paho, self._paho_pos = b"", 0
-        self._conn._paho_write()
+        except Exception as exc:
+            # paho or a callback failed half-way through a packet: its state, or ours,
+            # cannot be trusted for the next one.
+            log.error("MQTT connection to %s: reading failed", self._conn._url, exc_info=True)
+            self._conn._lose(exc)
 
-    def _packets(self, data: bytes) -> None:
-        """Settle the PUBACKs in ``data``; keep the other whole packets for paho."""
+    def _take(self, data: bytes) -> None:
+        """Add what one read got: settle the PUBACKs now whole, keep the other whole
+        packets for paho and the start of a packet cut by the end of the read."""
+        buf = self._inbuf
+        if buf:
+            buf += data
+            if len(buf) < self._need:
+                return  # the packet being waited for is still not whole
+            end, self._need, acks = self._packets(buf)
+            del buf[:end]
+        else:
+            end, self._need, acks = self._packets(data)
+            if end < len(data):
+                self._inbuf = bytearray(data[end:])
+        # The framing is consistent before any callback runs (one may fail or end the
+        # connection).
+        acked = self._conn._acked
+        for mid, entry, reason in acks:
+            acked(mid, entry, reason)
+
+    def _packets(self, data: bytes | bytearray) -> tuple[int, int, list[tuple[int, Any, int]]]:
+        """Cut ``data`` into packets: PUBACKs of ours are taken from the connection's
+        table and returned, the others kept for paho. Returns where the whole packets
+        end, the length the packet there needs (0 while its header is incomplete) and
+        the PUBACKs."""
         acks = self._conn._acks
-        for_paho: list[bytes] = []
-        pos, end = 0, len(data)
+        settled: list[tuple[int, Any, int]] = []
+        for_paho: list[bytes | bytearray] = []
+        pos, end, need = 0, len(data), 0
         while end - pos >= 2:
             i, length, shift, whole = pos + 1, 0, 0, False
             while i < end:
@@ -203,20 +279,22 @@ class _Wire:
                     raise ValueError("malformed packet length from the broker")
             stop = i + length
             if not whole or stop > end:
+                if whole:
+                    need = stop - pos
                 break  # the rest of this packet is still on its way
             if data[pos] == _PUBACK and length >= 2:
                 mid = data[i] << 8 | data[i + 1]
                 entry = acks.pop(mid, None)
                 if entry is not None:
-                    self._conn._acked(mid, entry, data[i + 2] if length > 2 else 0)
+                    settled.append((mid, entry, data[i + 2] if length > 2 else 0))
                     pos = stop
                     continue
             for_paho.append(data[pos:stop])
             pos = stop
-        self._partial = data[pos:]
         if for_paho:
             rest = self._for_paho[self._paho_pos:]
             self._for_paho, self._paho_pos = rest + b"".join(for_paho), 0
+        return pos, need, settled
 
     # -- writing --------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -242,6 +320,28 @@ class _Wire:
         elif not done and not self._writer:
             self._writer = True
             self._loop.add_writer(self._fd, self._flush)
+
+    def _send_rest(self) -> None:
+        """Closing: the socket has room for more of what was left."""
+        try:
+            done = self._send_collected()
+        except (OSError, ValueError):
+            done = True
+        if done:
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self._writer:
+            self._writer = False
+            self._loop.remove_writer(self._fd)
+        self._out.clear()
+        self._stuck = None
+        if not self.gone.done():
+            self.gone.set_result(None)
+            self.sock.close()
 
     def _send_collected(self) -> bool:
         """Send what waits; True when all of it went."""
@@ -357,11 +457,12 @@ class MqttConnection:
         return future
 
     def _acked(self, mid: int, entry: tuple[Done, int], reason: int) -> None:
+        """The broker answered a publish (PUBACK; QoS 2: PUBCOMP) with ``reason``, the
+        raw MQTT 5 reason code: any value from 0x80 up is a refusal, named or not."""
         done, token = entry
         if reason >= 0x80:
-            code = ReasonCode(PacketTypes.PUBACK, identifier=reason)
-            log.warning("broker %s refused a message (mid %d): %s; dropped", self._url, mid,
-                        code)
+            log.warning("broker %s refused a message (mid %d): reason 0x%02X %s; dropped",
+                        self._url, mid, reason, _REFUSALS.get(reason, "(unknown)"))
         try:
             done(token, reason < 0x80)
         except Exception:
@@ -391,13 +492,16 @@ class MqttConnection:
             self._paho_write()
             with contextlib.suppress(TimeoutError, PublishError):
                 await asyncio.wait_for(asyncio.shield(self.lost), within)
+            if self._wire is not None:  # paho closed it once DISCONNECT was collected
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._wire.gone), within)
         self.abort()
 
     def abort(self) -> None:
         """Close the socket without DISCONNECT: the broker publishes the will."""
         self._ending = True
         if self._wire is not None:
-            self._wire._out.clear()  # nothing more leaves, DISCONNECT least of all
+            self._wire.abort()  # nothing more leaves, DISCONNECT least of all
         self._client._sock_close()
         self._end(None)
 
@@ -441,6 +545,8 @@ class MqttConnection:
             self._wire.detach()
 
     def _lose(self, exc: BaseException) -> None:
+        if self._wire is not None:
+            self._wire.abort()
         self._client._sock_close()
         self._end(PublishError(f"connection to {self._url} lost: {exc}"))
 
@@ -469,7 +575,7 @@ class MqttConnection:
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
         entry = self._paho_acks.pop(mid, None)
-        if entry is not None:
+        if entry is not None:  # PUBCOMP's reason: only its number is used (0x92 is no PUBACK's)
             self._acked(mid, entry, int(getattr(reason, "value", 0)))
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, codes: list[Any], _p: Any) -> None:
@@ -532,6 +638,7 @@ async def open_connection(config: MqttConfig, *, client_id: str, v5: bool, will_
     if v5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry
+        properties.MaximumPacketSize = MAX_INCOMING_PACKET
     clean_start: Any = False if v5 else paho.MQTT_CLEAN_START_FIRST_ONLY
     connecting = asyncio.ensure_future(asyncio.to_thread(
         client.connect, config.host, config.port, config.keepalive,
