@@ -9,9 +9,10 @@ unless another sink is given. Alarms open work orders by policy
 (:class:`~cloud.workorders.from_alarms.AlarmWorkOrders`) and go out of service while
 maintenance covers their asset; notifications go to the log and to every configured
 webhook. Periodic work is a list of :class:`PeriodicJob`
-``(name, interval, function(now_ms))``: expiring commands, the alarm rules, suppression and
-out of service, shelve expiry, re-alarm and escalation, due maintenance and SLA deadlines,
-patrol planning and missed or overdue rounds; more can be appended to
+``(name, interval, function(now_ms))``: expiring commands, replaying edge events the alarm
+service has not applied (``ingest.replay_after`` after their claim), the alarm rules,
+suppression and out of service, shelve expiry, re-alarm and escalation, due maintenance and
+SLA deadlines, patrol planning and missed or overdue rounds; more can be appended to
 ``CloudService.jobs`` before :meth:`CloudService.run`. Each job runs in a task of its own,
 on the service's clock; a failing run is logged and the job runs again next interval.
 """
@@ -36,6 +37,7 @@ from cloud.db import Database, expire_commands, is_up_to_date
 from cloud.db.models import Site
 from cloud.db.registry import PointSpec, profile_points
 from cloud.ingest.pipeline import EventSink, IngestPipeline
+from cloud.ingest.replay import REPLAY_EVERY_S, EventReplayer
 from cloud.ingest.worker import IngestWorker
 from cloud.notify import LogNotifier, MultiNotifier, Notifier, WebhookNotifier
 from cloud.patrols.runtime import PatrolRuntime
@@ -124,8 +126,11 @@ class CloudService:
         alarm_catalogue = AlarmCatalogue.from_profiles(loaded)
         self.sink = sink or AlarmEventSink(self.db, self.alarms, alarm_catalogue,
                                            store=self.store)
+        replay_after_ms = int(settings.ingest.replay_after * 1000)
+        self.replayer = EventReplayer(self.db, self.sink, replay_after_ms=replay_after_ms)
         self.jobs: list[PeriodicJob] = [
             PeriodicJob("expire-commands", HOUSEKEEPING_S, self._expire_commands),
+            PeriodicJob("replay-events", REPLAY_EVERY_S, self.replayer.run),
             *(PeriodicJob(name, interval, run) for name, interval, run in
               AlarmJobs(self.db, self.store, self.alarms, alarm_catalogue).specs()),
             PeriodicJob("work-orders", WORK_ORDER_JOB_S,
@@ -137,7 +142,8 @@ class CloudService:
         self.workers = [
             IngestWorker(settings.mqtt, settings.ingest,
                          IngestPipeline(self.db, self.store, self.sink, profiles=catalogue,
-                                        skew_tolerance_ms=skew),
+                                        skew_tolerance_ms=skew,
+                                        replay_after_ms=replay_after_ms),
                          name=f"ingest-{n + 1}")
             for n in range(workers)]
         self.with_api = api

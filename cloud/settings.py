@@ -62,6 +62,9 @@ class IngestSettings(_Section):
     """Longest a received message waits before its batch is written."""
     skew_tolerance: Duration = 300.0
     """Edge clocks further off than this are flagged."""
+    replay_after: Duration = 60.0
+    """An accepted event the alarm service has not applied this long after its claim
+    (its worker died, or applying it failed) is handed to it again by the replay job."""
 
 
 class ApiSettings(_Section):

@@ -15,6 +15,17 @@ keeps that up to date afterwards. A batch is applied in one transaction, which f
 what every event of it needs (devices, gateways, open alarms, maintenance coverage,
 assets, open work orders) with one query each; if the batch fails, it is applied event
 by event, so one bad event costs only itself.
+
+Events from ingest are pending (:mod:`cloud.ingest.pending`) until applied: the
+transaction that applies one also deletes its row, and an event whose row is already
+gone was applied before and is skipped, so the replay of an event never applies it
+twice. :meth:`AlarmEventSink.handle` returns the events it did not apply, which stay
+pending for the replay: those that failed, and a clear that would find nothing to clear
+while an earlier event of its alarm is still pending (it waits for that event, so the
+replay applies them in order). An event older than what its alarm already shows (a
+clear received before the alarm's latest raise, a raise received before its latest
+clear) changes nothing: a replay, or a worker that fell behind, does not turn the clock
+back.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud.alarms.catalogue import AlarmCatalogue
@@ -33,7 +45,10 @@ from cloud.alarms.rules import backwards_texts
 from cloud.alarms.service import AlarmService, AlarmSpec
 from cloud.alarms.settings import AlarmSettings
 from cloud.alarms.suppression import DeviceKey, LatestValues, design_suppression, latest_values
+from cloud.alarms.tables import Alarm
+from cloud.db.dedupe import MessageKey
 from cloud.db.engine import Database
+from cloud.ingest.pending import earlier_pending, forget_pending, take_pending
 from cloud.ingest.pipeline import IngestedEvent
 from cloud.timeseries.base import TimeSeriesStore
 
@@ -49,12 +64,16 @@ class AlarmEventSink:
                  store: TimeSeriesStore | None = None) -> None:
         self.db, self.service, self.catalogue, self.store = db, service, catalogue, store
         self.raised = self.cleared = self.failed = 0
+        self.skipped = 0
+        """Events that changed nothing: applied before, or older than their alarm's state."""
 
-    async def handle(self, events: Sequence[IngestedEvent]) -> None:
+    async def handle(self, events: Sequence[IngestedEvent]) -> list[IngestedEvent]:
+        """Apply the alarm events of ``events``; return those not applied (see the module
+        docstring). Other events are of no use here: applied, as far as ingest is concerned."""
         relevant = [e for e in events if e.event.kind == "alarm"
                     or (e.event.kind == "state" and e.event.name == COUNTER_BACKWARDS)]
         if not relevant:
-            return
+            return []
         # Key order (stable in time per key): two workers lock open alarms in one order.
         relevant.sort(key=lambda e: (e.site, e.gateway, e.device, e.event.name, e.received_ms,
                                      e.event.ts))
@@ -65,23 +84,80 @@ class AlarmEventSink:
                       and _may_suppress(self.service.settings, e.event.name)}
             values = await latest_values(self.store, wanted)
         try:
-            await asyncio.to_thread(self._apply, relevant, values)
+            return await asyncio.to_thread(self._apply, relevant, values)
         except Exception:
             log.exception("alarm batch of %d event(s) failed; applying one by one",
                           len(relevant))
-            for item in relevant:
-                try:
-                    await asyncio.to_thread(self._apply, [item], values)
-                except Exception:
-                    self.failed += 1
-                    log.exception("alarm event %s/%s/%s %s lost", item.site, item.gateway,
-                                  item.device, item.event.name)
+        left: list[IngestedEvent] = []
+        for item in relevant:
+            try:
+                left += await asyncio.to_thread(self._apply, [item], values)
+            except Exception:
+                self.failed += 1
+                left.append(item)
+                log.exception("alarm event %s/%s/%s %s (seq %d) not applied; %s", item.site,
+                              item.gateway, item.device, item.event.name, item.event.seq,
+                              "pending for the replay" if item.pending else "lost")
+        return left
 
-    def _apply(self, events: Sequence[IngestedEvent], values: LatestValues) -> None:
+    def _apply(self, events: Sequence[IngestedEvent], values: LatestValues,
+               ) -> list[IngestedEvent]:
+        """Apply ``events`` in one transaction; return those that wait (left pending)."""
         with self.db.transaction() as session:
+            keys = [item.key if item.pending else None for item in events]
+            taken = take_pending(session, {k for k in keys if k is not None})
             self.prepare(session, events)
-            for item in events:
-                self.apply(session, item, values)
+            waiting: list[IngestedEvent] = []
+            done: set[MessageKey] = set()
+            for item, key in zip(events, keys, strict=True):
+                if key is not None and key not in taken:
+                    self.skipped += 1  # applied already (a replay raced its hand-over)
+                    continue
+                if self._waits(session, item, done if key is None else done | {key}):
+                    waiting.append(item)
+                    continue
+                if self._stale(session, item):
+                    self.skipped += 1
+                else:
+                    self.apply(session, item, values)
+                if key is not None:
+                    done.add(key)
+            forget_pending(session, done)
+        return waiting
+
+    def _waits(self, session: Session, item: IngestedEvent, besides: set[MessageKey]) -> bool:
+        """A clear that finds its alarm not active while an earlier event of the alarm is
+        pending (failed, or its worker died): applied now it would change nothing, and
+        the earlier raise, replayed later, would leave the alarm active."""
+        e = item.event
+        if e.kind != "alarm" or e.state == "active":
+            return False
+        alarm = self.service.open_alarm(session, item.site, item.gateway, item.device, e.name)
+        if alarm is not None and alarm.active:
+            return False
+        return earlier_pending(session, item.site, item.gateway, item.device, e.name,
+                               before_ms=item.received_ms, besides=besides)
+
+    def _stale(self, session: Session, item: IngestedEvent) -> bool:
+        """Whether the alarm already shows a later change than this event (by receive time):
+        a clear received before its latest raise, a raise received before its latest clear
+        (for a replayed raise also the clear of a closed alarm of the key)."""
+        e = item.event
+        if e.kind != "alarm":
+            return False
+        now = item.received_ms
+        alarm = self.service.open_alarm(session, item.site, item.gateway, item.device, e.name)
+        if e.state != "active":
+            return alarm is not None and alarm.active and alarm.last_active_ms > now
+        if alarm is not None:
+            return not alarm.active and alarm.cleared_ms is not None and alarm.cleared_ms > now
+        if not item.replayed:
+            return False
+        later = session.scalars(
+            select(Alarm.id).where(Alarm.site_id == item.site, Alarm.gateway_id == item.gateway,
+                                   Alarm.device_id == item.device, Alarm.name == e.name,
+                                   Alarm.cleared_ms > now).limit(1)).first()
+        return later is not None
 
     def prepare(self, session: Session, events: Sequence[IngestedEvent]) -> None:
         """Read what the batch needs with a few queries, not a few per event."""

@@ -40,6 +40,7 @@ __all__ = [
     "DeadLetter",
     "Device",
     "Gateway",
+    "PendingEvent",
     "Point",
     "RoleAssignment",
     "SeenMessage",
@@ -239,6 +240,35 @@ class SeqStream(Base):
     """Cloud time of the first accepted message of this boot."""
     last_ms: Mapped[int] = mapped_column(BigInteger, index=True)
     """Cloud time of the latest update (pruning looks at it)."""
+
+
+class PendingEvent(Base):
+    """An accepted event not yet applied by the alarm service (the ingest outbox).
+
+    Written in the transaction that claims the message, deleted in the transaction that
+    applies it (or once the sink has taken it), so a worker that dies in between leaves
+    the row for the replay job (:mod:`cloud.ingest.replay`). ``event`` is the contract's
+    JSON of the :class:`~towerwatch.contract.Event`; ``due_ms`` is when the replay may
+    take it next (the claim plus a grace period, then backing off per ``attempts``).
+    """
+
+    __tablename__ = "pending_events"
+    __table_args__ = (Index(None, "site_id", "gateway_id", "device_id", "name"),)
+
+    gateway_key: Mapped[str] = mapped_column(String(129), primary_key=True)
+    boot_id: Mapped[str] = mapped_column(IdentifierType, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    site_id: Mapped[str] = mapped_column(IdentifierType)
+    gateway_id: Mapped[str] = mapped_column(IdentifierType)
+    device_id: Mapped[str] = mapped_column(IdentifierType)
+    name: Mapped[str] = mapped_column(IdentifierType)
+    """The event's ``name`` (also inside ``event``), to find earlier events of one alarm."""
+    event: Mapped[str] = mapped_column(Text)
+    received_ms: Mapped[int] = mapped_column(BigInteger)
+    claimed_ms: Mapped[int] = mapped_column(BigInteger)
+    due_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Replays so far (the hand-over right after the claim is not counted)."""
 
 
 class DeadLetter(Base):

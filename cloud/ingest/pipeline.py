@@ -14,6 +14,13 @@ changes nothing. Copies of one message within a batch are written once. What the
 claim decides is everything else: the counts, the sequence gaps and the events, which
 are handed on only for messages accepted for the first time.
 
+Events are few and matter most ("passenger trapped"), and the claim commits before the
+sink applies them: a worker that dies in between would see the redelivery dropped as a
+copy. So the claim transaction also keeps every accepted event in ``pending_events``
+(:mod:`cloud.ingest.pending`) until the sink has applied it; what is left there (a dead
+worker, a failing sink) the replay job hands to the sink again (:mod:`cloud.ingest.replay`).
+Telemetry adds nothing to that.
+
 Hot path (telemetry, ~all traffic): :mod:`cloud.ingest.fast` decodes the common payload
 and builds its samples; anything else goes through the contract's decoder (so errors
 read the same). A worker's figures, with
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -39,6 +46,7 @@ from cloud.db.engine import Database
 from cloud.db.errors import UnknownCommand
 from cloud.db.registry import PointSpec, learn_birth, learn_device_state, learn_will, touch_gateways
 from cloud.ingest.fast import DeviceKeys, fast_telemetry, telemetry_samples
+from cloud.ingest.pending import NewEvent, forget_pending, record_pending
 from cloud.timeseries.base import Sample, TimeSeriesStore
 from cloud.timeseries.writes import write_sliced
 from towerwatch.contract import (
@@ -64,6 +72,8 @@ _TOPIC_CACHE_MAX = 100_000
 """Parsed topics kept per pipeline; cleared when it grows beyond."""
 _DECODE_SLICE = 200
 """Messages decoded between yields to the event loop (a few ms of CPU)."""
+REPLAY_AFTER_MS = 60_000
+"""Default time after its claim when an event not yet applied is replayed."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +95,25 @@ class IngestedEvent:
     device: str
     event: Event
     received_ms: int
+    pending: bool = False
+    """Kept in ``pending_events`` until applied: a sink that applies it in a transaction
+    takes its row there (:func:`~cloud.ingest.pending.take_pending`), and skips it if the
+    row is gone (applied already)."""
+    replayed: bool = False
+    """Handed on again by the replay job, maybe long after it was received."""
+
+    @property
+    def key(self) -> MessageKey:
+        return MessageKey.of(self.site, self.gateway, self.event.boot_id, self.event.seq)
 
 
 class EventSink(Protocol):
     """Where accepted events go (the alarm lifecycle lives behind this)."""
 
-    async def handle(self, events: Sequence[IngestedEvent]) -> None: ...
+    async def handle(self, events: Sequence[IngestedEvent]) -> Collection[IngestedEvent] | None:
+        """Apply ``events``; return those not applied (they stay pending and are replayed
+        later). ``None``: all applied (or of no use to this sink). Raising leaves all of
+        them pending."""
 
 
 class LogEventSink:
@@ -119,12 +142,15 @@ class IngestStats:
     skewed: int = 0
     batches: int = 0
     failed_batches: int = 0
+    events_left: int = 0
+    """Events the sink did not apply at once, left pending for the replay."""
 
 
 @dataclass
 class _Decoded:
     keyed: list[tuple[MessageKey, str, str, str, Telemetry | Event, int]] = field(
         default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
     samples: dict[MessageKey, list[Sample]] = field(default_factory=dict)
     births: list[tuple[str, str, Birth, int]] = field(default_factory=list)
     wills: list[tuple[str, str, Will]] = field(default_factory=list)
@@ -137,10 +163,12 @@ class _Decoded:
 class IngestPipeline:
     def __init__(self, db: Database, store: TimeSeriesStore, sink: EventSink, *,
                  profiles: Mapping[str, Sequence[PointSpec]] | None = None,
-                 skew_tolerance_ms: int = 300_000) -> None:
+                 skew_tolerance_ms: int = 300_000,
+                 replay_after_ms: int = REPLAY_AFTER_MS) -> None:
         self.db, self.store, self.sink = db, store, sink
         self.profiles = profiles or {}
         self.skew_tolerance_ms = skew_tolerance_ms
+        self.replay_after_ms = replay_after_ms
         self.stats = IngestStats()
         self._keys: DeviceKeys = {}
         self._topics: dict[str, Topic] = {}
@@ -191,7 +219,8 @@ class IngestPipeline:
             turn.set()  # also when cancelled before the claim started
         if isinstance(claimed, BaseException) or isinstance(written, BaseException):
             if not isinstance(claimed, BaseException):
-                await asyncio.to_thread(self._release, claimed[0])
+                await asyncio.to_thread(self._release, claimed[0],
+                                        {e[0] for e in decoded.events} & claimed[0])
             self.stats.failed_batches += 1
             failure = claimed if isinstance(claimed, BaseException) else written
             assert isinstance(failure, BaseException)
@@ -211,7 +240,8 @@ class IngestPipeline:
                 if abs(payload.ts - received) > self.skew_tolerance_ms:
                     self.stats.skewed += 1
             else:
-                events.append(IngestedEvent(site, gateway, device, payload, received))
+                events.append(IngestedEvent(site, gateway, device, payload, received,
+                                            pending=True))
         self.stats.received += len(batch)
         self.stats.samples += stored
         self.stats.duplicates += len(decoded.keyed) - len(accepted)
@@ -219,7 +249,35 @@ class IngestPipeline:
         self.stats.batches += 1
         if events:
             self.stats.events += len(events)
-            await self.sink.handle(events)
+            await self._hand_on(events)
+
+    async def _hand_on(self, events: list[IngestedEvent]) -> None:
+        """Give the sink the batch's events; forget the pending rows of those it took.
+
+        The batch is on record whatever happens here (the events are pending), so a
+        failure is logged, not raised: retrying the batch would find only copies."""
+        try:
+            left = await self.sink.handle(events)
+        except Exception:
+            log.exception("event sink failed on %d event(s); left for the replay", len(events))
+            self.stats.events_left += len(events)
+            return
+        kept = {e.key for e in left or ()}
+        if kept:
+            self.stats.events_left += len(kept)
+            log.warning("%d of %d event(s) not applied; left for the replay", len(kept),
+                        len(events))
+        done = {e.key for e in events} - kept
+        if not done:
+            return
+        try:
+            await asyncio.to_thread(self._forget, done)
+        except Exception as exc:  # harmless: the replay hands them on and the sink skips
+            log.warning("could not forget %d applied event(s): %s", len(done), exc)
+
+    def _forget(self, keys: set[MessageKey]) -> None:
+        with self.db.transaction() as session:
+            forget_pending(session, keys)
 
     def _decode(self, batch: Sequence[Incoming], out: _Decoded | None = None) -> _Decoded:
         out = _Decoded() if out is None else out
@@ -254,6 +312,8 @@ class IngestPipeline:
                         out.dead.append((message, f"cannot store: {exc}"))
                         continue
                     out.samples.setdefault(key, samples)  # a copy is written once
+                else:
+                    out.events.append((key, site, gateway, topic.device, payload, received))
                 out.keyed.append((key, site, gateway, topic.device, payload, received))
             elif isinstance(payload, Birth):
                 out.births.append((site, gateway, payload, received))
@@ -270,9 +330,13 @@ class IngestPipeline:
 
     def _commit_state(self, d: _Decoded) -> tuple[set[MessageKey], list[SeqGap]]:
         with self.db.transaction() as session:
-            accepted = claim_messages(session, [k[0] for k in d.keyed],
-                                      now_ms=max(d.seen.values(), default=0))
-            gaps = record_seq_gaps(session, accepted, now_ms=max(d.seen.values(), default=0))
+            now_ms = max(d.seen.values(), default=0)
+            accepted = claim_messages(session, [k[0] for k in d.keyed], now_ms=now_ms)
+            gaps = record_seq_gaps(session, accepted, now_ms=now_ms)
+            if d.events:  # one row per event accepted now (the first of any copies)
+                fresh = {e[0]: e for e in reversed(d.events) if e[0] in accepted}
+                record_pending(session, fresh.values(), claimed_ms=now_ms,
+                               due_ms=now_ms + self.replay_after_ms)
             if d.seen:
                 touch_gateways(session, d.seen)
             for site, gateway, birth, received in d.births:
@@ -292,11 +356,13 @@ class IngestPipeline:
                         d.dead[0][0].topic, d.dead[0][1])
         return accepted, gaps
 
-    def _release(self, keys: set[MessageKey]) -> None:
-        """Forget claims whose samples could not be stored, so a retry is accepted."""
+    def _release(self, keys: set[MessageKey], events: set[MessageKey]) -> None:
+        """Forget claims whose samples could not be stored, so a retry is accepted (and
+        the pending rows of their events, which the retry writes again)."""
         if not keys:
             return
         with self.db.transaction() as session:
+            forget_pending(session, events)
             seen = models.SeenMessage
             rows = [(k.gateway, k.boot_id, k.seq) for k in keys]
             session.execute(delete(seen).where(

@@ -44,6 +44,7 @@ TABLES = {
     "patrol_scans",
     "patrol_schedules",
     "patrol_tours",
+    "pending_events",
     "pm_plans",
     "points",
     "role_assignments",
@@ -84,7 +85,7 @@ def test_upgrade_from_empty_matches_the_models(db_url: str) -> None:
 
     upgrade(db_url)
 
-    assert current(db_url) == head() == "0005"
+    assert current(db_url) == head() == "0006"
     assert is_up_to_date(db_url)
     assert table_names(db_url) == TABLES
     assert schema_diff(db_url) == []
