@@ -12,7 +12,8 @@ webhook. Periodic work is a list of :class:`PeriodicJob`
 ``(name, interval, function(now_ms))``: expiring commands, replaying edge events the alarm
 service has not applied (``ingest.replay_after`` after their claim), the alarm rules,
 suppression and out of service, shelve expiry, re-alarm and escalation, due maintenance and
-SLA deadlines, patrol planning and missed or overdue rounds; more can be appended to
+SLA deadlines, patrol planning and missed or overdue rounds, and (InfluxDB) re-reading the
+latest values a dead process may not have flushed to the index; more can be appended to
 ``CloudService.jobs`` before :meth:`CloudService.run`. Each job runs in a task of its own,
 on the service's clock; a failing run is logged and the job runs again next interval.
 """
@@ -55,6 +56,8 @@ log = logging.getLogger(__name__)
 HOUSEKEEPING_S = 10.0
 WORK_ORDER_JOB_S = 30.0
 PATROL_JOB_S = 60.0
+LATEST_REFRESH_S = 300.0
+"""How often the latest-value index re-reads the newest samples of the last two periods."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,11 @@ class CloudService:
                         lambda now_ms: run_periodic(self.db, self.store, now_ms,
                                                     self.sla_escalation)),
             PeriodicJob("patrols", PATROL_JOB_S, self._patrol_rounds)]
+        if isinstance(self.store, IndexedStore):
+            index = self.store
+            self.jobs.append(PeriodicJob(
+                "latest-index-refresh", LATEST_REFRESH_S,
+                lambda now_ms: index.refresh_recent(int(2 * LATEST_REFRESH_S * 1000))))
         catalogue = point_catalogue(loaded)
         skew = int(settings.ingest.skew_tolerance * 1000)
         self.workers = [

@@ -7,10 +7,12 @@ second transaction inserting a key that a first one inserted but has not committ
 for it: if the first commits, the second skips the key; if it rolls back, the second gets
 it. So of several workers racing on overlapping batches, each message is accepted once.
 
-Keep the claim and the work in one transaction and commit after the work is stored
-(time series written, events handed on): a worker that dies mid-batch then releases its
-claims and the redelivery is processed. Committing the claim first would lose messages;
-committing it last but in another transaction would duplicate them. Make one
+A claim decides what is processed once; whatever must survive the worker dying after the
+claim commits belongs in the claim's transaction. Ingest (:mod:`cloud.ingest.pipeline`)
+commits the claim beside the time-series write: samples are idempotent, so writing a
+redelivered message's samples again changes nothing, and a failed write releases the
+claims; events are written to ``pending_events`` in the claim's transaction and handed to
+the alarm service from there (replayed if the worker dies first). Make one
 :func:`claim_messages` and one :func:`record_seq_gaps` call per transaction (in that
 order): that lock order (seen keys, then streams) is what keeps workers deadlock-free.
 

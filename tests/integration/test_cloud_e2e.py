@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from cloud.db import Database, create_admin, create_user, grant_role, migrate, upsert_site
 from cloud.service import CloudService, wait_ready
 from cloud.settings import ApiSettings, CloudSettings, MqttSettings, TimeseriesSettings
+from cloud.timeseries.latest_tables import LatestValue
 from simulators.building import SimBuilding
 from tests.integration.edge_rig import edge_config_file, running_gateway, start_building
 from tests.servers.mosquitto import MosquittoServer
@@ -93,6 +95,16 @@ async def test_a_simulated_value_is_queryable_through_the_api(
             sites = await client.get("/api/v1/sites", headers=viewer)
             assert [s["id"] for s in sites.json()] == ["other-site"]
         assert sum(w.pipeline.stats.samples for w in service.workers) > 0
+        # With InfluxDB, latest values are served from the relational index ingest keeps.
+        assert "latest-index-refresh" in [job.name for job in service.jobs]
+        indexed = 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not indexed:
+            indexed = await service.db.run(lambda session: session.scalar(
+                select(func.count()).select_from(LatestValue)
+                .where(LatestValue.device_id == "booster")) or 0)
+            await asyncio.sleep(0.2)
+        assert indexed > 0
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)

@@ -40,7 +40,8 @@ CLIENT_ID = "tw-ack-test"
 
 
 class SlowStore(SqliteStore):
-    """A time-series store that takes its time, and says when a write is under way."""
+    """A time-series store that takes its time, says when a write is under way, and
+    hangs from the second batch on (so the kill lands mid-write, deterministically)."""
 
     def __init__(self, path: Path, state: Any, delay: float) -> None:
         super().__init__(path)
@@ -48,6 +49,8 @@ class SlowStore(SqliteStore):
 
     async def write(self, samples: Sequence[Sample]) -> None:
         self.state["writing"].value = 1
+        if self.state["written"].value >= 1:
+            await asyncio.Event().wait()  # stuck after the first batch, until killed
         await asyncio.sleep(self.delay)
         await super().write(samples)
         self.state["writing"].value = 0
@@ -133,9 +136,12 @@ async def test_a_worker_killed_mid_batch_loses_nothing(
         await until(lambda: bool(state["connected"].value), what="the first worker")
         await asyncio.sleep(0.3)  # its subscription settles
         await publish_burst(mosquitto)
-        # Killed while a batch is being written, after at least one batch was stored.
-        await until(lambda: state["written"].value >= 1 and bool(state["writing"].value),
-                    what="a batch in progress")
+        # Killed while a batch is being written, after at least one batch was stored and
+        # once messages are claimed whose samples are not stored yet (so not acknowledged
+        # either: the broker must deliver them again, and the claims must drop them).
+        await until(lambda: state["written"].value >= 1 and bool(state["writing"].value)
+                    and claimed(db) * POINTS > stored_samples(ts_path),
+                    what="a batch claimed and in progress")
         assert child.pid is not None
         os.kill(child.pid, signal.SIGKILL)
         child.join(10)
