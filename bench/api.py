@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
+import gc
 import io
 import json
 import multiprocessing as mp
@@ -148,6 +150,14 @@ def api_main(settings_json: str, ready: Any, stop: Any, profile: str | None = No
 
     settings = CloudSettings.model_validate_json(settings_json)
     profiler = cProfile.Profile() if profile else None
+    pauses: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:  # the collector's pauses
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            pauses[info["generation"]].append((time.perf_counter() - started[0]) * 1000)
 
     async def run() -> None:
         service = CloudService(settings, workers=0, api=True)
@@ -161,6 +171,7 @@ def api_main(settings_json: str, ready: Any, stop: Any, profile: str | None = No
         def on_ready(svc: CloudService) -> None:
             if profiler is not None:
                 profiler.enable()
+            gc.callbacks.append(on_gc)
             ready.put(svc.api_port)
 
         watcher = asyncio.create_task(watch())
@@ -173,6 +184,8 @@ def api_main(settings_json: str, ready: Any, stop: Any, profile: str | None = No
         if profiler is not None and profile is not None:
             profiler.disable()
             profiler.dump_stats(profile)
+        ready.put({f"gen{g}": {"collections": len(p), "max_ms": round(max(p, default=0.0), 1),
+                               "total_ms": round(sum(p), 1)} for g, p in pauses.items()})
 
 
 # -- measuring -------------------------------------------------------------------------
@@ -426,6 +439,9 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
         proc.join(30)
         if proc.is_alive():
             proc.terminate()
+    gc_pauses: Any = None
+    with contextlib.suppress(queue.Empty):
+        gc_pauses = ready.get(timeout=5)
     direct_store = make_store()
 
     async def direct() -> dict[str, Any]:
@@ -451,6 +467,7 @@ def run_backend(backend: str, args: argparse.Namespace, servers: Any, folder: Pa
         "fill": filled,
         **results,
         "store_direct": results_direct,
+        "api_gc_pauses": gc_pauses,
         "target_p99_ms": target,
         "target_met": {k: v["p99_ms"] < target for k, v in results.items()
                        if k != "profile_top"},
