@@ -145,7 +145,7 @@ async def fill_store(store: Any, shape: Shape, chunk: int = 100_000) -> dict[str
 
 # -- the API process -------------------------------------------------------------------
 def api_main(settings_json: str, ready: Any, stop: Any, profile: str | None = None) -> None:
-    from cloud.service import CloudService
+    from cloud.service import CloudService, settle_collector
     from cloud.settings import CloudSettings
 
     settings = CloudSettings.model_validate_json(settings_json)
@@ -169,6 +169,7 @@ def api_main(settings_json: str, ready: Any, stop: Any, profile: str | None = No
             done.set()
 
         def on_ready(svc: CloudService) -> None:
+            settle_collector()  # as `towerwatch cloud serve` does once ready
             if profiler is not None:
                 profiler.enable()
             gc.callbacks.append(on_gc)

@@ -176,7 +176,7 @@ async def _worker(cfg: dict[str, Any], shared: dict[str, Any], stop: Any) -> Non
     from cloud.db import Database
     from cloud.ingest.pipeline import IngestPipeline, LogEventSink
     from cloud.ingest.worker import IngestWorker
-    from cloud.service import make_store
+    from cloud.service import make_store, settle_collector
     from cloud.settings import IngestSettings, MqttSettings, TimeseriesSettings
 
     class ReportingPipeline(IngestPipeline):
@@ -204,6 +204,7 @@ async def _worker(cfg: dict[str, Any], shared: dict[str, Any], stop: Any) -> Non
         MqttSettings(url=cfg["mqtt_url"], shared="yes"),
         IngestSettings(batch_size=cfg["batch_size"], batch_wait=cfg["batch_wait"]),
         pipeline, name=cfg["name"], pipeline_depth=cfg["depth"])
+    settle_collector()  # as the service does once it has started
     task = asyncio.create_task(worker.run())
     try:
         while not stop.is_set():

@@ -90,7 +90,7 @@ def run_create_admin(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from cloud.service import CloudError, CloudService
+    from cloud.service import CloudError, CloudService, settle_collector
 
     settings = _settings(args)
     if settings is None:
@@ -104,6 +104,7 @@ def run_serve(args: argparse.Namespace) -> int:
         service = CloudService(settings, workers=args.workers, api=args.api)
 
         def ready(svc: CloudService) -> None:
+            settle_collector()
             if svc.api_port is not None:
                 host = settings.api.listen.rpartition(":")[0] or "127.0.0.1"
                 print(t("cloud.api_ready", args.lang, url=f"http://{host}:{svc.api_port}"),
