@@ -88,8 +88,17 @@ async def test_a_simulated_value_is_queryable_through_the_api(
                         value = last["pressure_setpoint"]["value"]
                         break
                 await asyncio.sleep(0.3)
-            assert value == pytest.approx(expected), (
-                f"no value through the API; ingest: {[w.pipeline.stats for w in service.workers]}")
+            if value is None:  # say where the value stopped
+                store: Any = service.store
+                direct = await store.latest_for_device("demo-tower", "gw-1", "booster")
+                inner = await store.inner.latest_for_device("demo-tower", "gw-1", "booster")
+                pytest.fail(
+                    f"no value through the API; ingest: "
+                    f"{[w.pipeline.stats for w in service.workers]}; index complete: "
+                    f"{store._complete}; pending devices: {sorted(store._pending)}; "
+                    f"store: {sorted(direct)}; InfluxDB: {sorted(inner)}; last reply: "
+                    f"{reply.status_code} {reply.text[:800]}")
+            assert value == pytest.approx(expected)
             devices = await client.get("/api/v1/sites/demo-tower/devices", headers=admin)
             assert {d["id"] for d in devices.json()} == set(building.devices)
             viewer = await _token(client, "viewer")
