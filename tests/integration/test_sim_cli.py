@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ def test_sim_run_serves_every_device_and_stops_cleanly(tmp_path: Path) -> None:
          "--scenario", str(scenario), "--speed", "5",
          "--base-port", "0", "--bacnet-network", "127.0.10.0", "--served", str(served)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    seen: list[str] = []
     try:
         deadline = time.monotonic() + 30
         while not served.exists():
@@ -41,10 +43,18 @@ def test_sim_run_serves_every_device_and_stops_cleanly(tmp_path: Path) -> None:
                     pass
             else:
                 assert entry["address"].startswith("127.0.10.")
-        time.sleep(1.0)  # the scenario event is due after 1 simulated second (0.2 s real)
+        # The scenario event is due after 1 simulated second (0.2 s real): wait for its
+        # line rather than a fixed time (a loaded machine starts the clock late).
+        deadline = time.monotonic() + 20
+        while not any("lift-1: fault inspection" in line for line in seen):
+            assert time.monotonic() < deadline, f"no scenario event in {seen}"
+            assert proc.stdout is not None
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                seen.append(proc.stdout.readline())
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
+    out = "".join(seen) + out
     assert proc.returncode == 0, err
     assert "serving 10 device(s)" in out
     assert "lift-1: fault inspection" in out
