@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import select
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,8 +28,16 @@ def test_sim_run_serves_every_device_and_stops_cleanly(tmp_path: Path) -> None:
          "--site", str(ROOT / "simulators" / "sites" / "example.yaml"),
          "--scenario", str(scenario), "--speed", "5",
          "--base-port", "0", "--bacnet-network", "127.0.10.0", "--served", str(served)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen: list[str] = []
+
+    def pump() -> None:  # every line as it comes, so the test can wait for one
+        assert proc.stdout is not None
+        seen.extend(proc.stdout)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 30
         while not served.exists():
@@ -48,13 +57,16 @@ def test_sim_run_serves_every_device_and_stops_cleanly(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while not any("lift-1: fault inspection" in line for line in seen):
             assert time.monotonic() < deadline, f"no scenario event in {seen}"
-            assert proc.stdout is not None
-            if select.select([proc.stdout], [], [], 0.2)[0]:
-                seen.append(proc.stdout.readline())
+            time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
-    out = "".join(seen) + out
+        proc.wait(timeout=20)
+        reader.join(timeout=5)
+        assert proc.stderr is not None and proc.stdout is not None
+        err = proc.stderr.read()
+        proc.stderr.close()
+        proc.stdout.close()
+    out = "".join(seen)
     assert proc.returncode == 0, err
     assert "serving 10 device(s)" in out
     assert "lift-1: fault inspection" in out
