@@ -169,12 +169,7 @@ class _Wire:
             return
         self.closed = True
         self.detach()
-        try:
-            done = self._send_collected()
-        except (OSError, ValueError):
-            done = True
-        if done:
-            self._shut()
+        if self._send_rest():
             return
         self._writer = True
         self._loop.add_writer(self._fd, self._send_rest)
@@ -321,14 +316,16 @@ class _Wire:
             self._writer = True
             self._loop.add_writer(self._fd, self._flush)
 
-    def _send_rest(self) -> None:
-        """Closing: the socket has room for more of what was left."""
+    def _send_rest(self) -> bool:
+        """Closing: send what is left that the socket has room for; shut once all has
+        left (or the socket failed). Whether it shut."""
         try:
             done = self._send_collected()
         except (OSError, ValueError):
             done = True
         if done:
             self._shut()
+        return done
 
     def _shut(self) -> None:
         if self._linger is not None:
