@@ -24,7 +24,7 @@ each with 1 and 2 workers (``--workers``). One Mosquitto serves all of them
 Timing: from the first publish to the end of the store write that completed the
 volume (each worker stamps the wall clock after every stored batch). Then the store
 itself is queried: ``points_stored`` is the count of samples in it (SQLite
-``count(*)``; InfluxDB ``count(quality)``: every line carries ``quality``), and
+``count(*)``; InfluxDB ``count(value) + count(value_str)``: every line carries one), and
 ``points_lost = points_published - points_stored`` (must be 0). ``seq_counters`` are
 the database's per-boot sequence counters summed over the gateways: ``missing`` must be
 0; ``gaps``/``late`` count messages processed out of order (two workers).
@@ -242,9 +242,11 @@ def count_sqlite(path: Path) -> int:
 
 
 def count_influx(server: Any, database: str) -> int:
-    answer = server.query('SELECT count("quality") FROM "tw"', database)
-    series = answer["results"][0].get("series") or []
-    return int(series[0]["values"][0][1]) if series else 0
+    from cloud.timeseries.base import MAX_TS_MS
+    from cloud.timeseries.influxql import count_before_query, parse_count
+
+    answer = server.query(count_before_query(MAX_TS_MS + 1), database)
+    return parse_count(answer["results"][0].get("series") or [])
 
 
 def count_claimed(url: str) -> tuple[int, dict[str, int]]:

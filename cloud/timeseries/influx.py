@@ -7,20 +7,21 @@ synchronously on a dedicated thread. Both send batches of up to ``batch_lines`` 
 
 Reads are InfluxQL over ``POST /query?db=&epoch=ms`` at ``query_url`` (default ``url``),
 which InfluxDB 1.x, 2.x (with a DBRP mapping) and 3.x answer. The schema and escaping
-are described in :mod:`cloud.timeseries.influxql`. ``latest`` sends one ``last()``
-statement per device (100 per request), first over the last ``latest_window_s``
-(default a day) only: a ``last()`` without a time bound reads every shard of every
-series asked for (30 days of 1-minute data: ~0.18 ms per series on InfluxDB 1.6 on a
-2-core VM, ~0.05 ms bounded to a day). Series with nothing in that window are asked
-for again without the bound, so the answer is the same: the newest sample, however
-old.
+are described in :mod:`cloud.timeseries.influxql`. ``latest`` sends two ``last()``
+statements per device (a number's and a text's; 50 devices per request), first over
+the last ``latest_window_s`` (default a day) only: a ``last()`` without a time bound
+reads every shard of every series asked for (30 days of 1-minute data: ~0.18 ms per
+series on InfluxDB 1.6 on a 2-core VM, ~0.05 ms bounded to a day). Series with nothing
+in that window are asked for again without the bound, so the answer is the same: the
+newest sample, however old.
 
 ``downsampled`` first reads the range's raw samples with a ``LIMIT`` that grows with the
 number of buckets (:func:`raw_downsample_limit`) and buckets them itself
 (:func:`~cloud.timeseries.influxql.downsample_raw`); only when the range holds more
 samples does InfluxDB bucket the rest, from the bucket of the last sample read on, with
-two statements (mean/min/max/count ``GROUP BY time``, and ``last()`` per bucket). Either
-way the buckets are the same. InfluxDB 1.6 on a 2-core VM spends ~40 µs per bucket of a
+three statements (mean/min/max/count ``GROUP BY time``, and ``last()`` of the numbers and
+of the texts per bucket; for a bucket holding both, two more tell which is newer).
+Either way the buckets are the same. InfluxDB 1.6 on a 2-core VM spends ~40 µs per bucket of a
 ``GROUP BY time`` (plus ~2 µs per sample) but ~7 µs per raw sample, so a day of 1-minute
 data in 1-minute buckets costs it ~10 ms raw instead of ~60 ms grouped.
 
@@ -78,7 +79,7 @@ from cloud.timeseries.errors import StoreUnavailable, TimeSeriesError
 __all__ = ["InfluxStore"]
 
 _PREFIX_CACHE_MAX: Final = 100_000
-_LATEST_STATEMENTS: Final = 100  # devices per /query request in latest()
+_LATEST_STATEMENTS: Final = 100  # statements per /query request (latest, bucket lasts)
 _POINT_FILTER_MAX: Final = 8  # above this many points of one device, fetch all and filter
 # downsampled() reads up to _RAW_BASE + _RAW_PER_BUCKET x buckets raw samples (at most
 # _RAW_MAX) to bucket them itself. Measured on InfluxDB 1.6 (2-core VM, data in TSM
@@ -258,9 +259,20 @@ class InfluxStore:
             return here
         # The bucket of the last sample read may hold more: it is InfluxDB's to compute.
         rest = max(start, here.pop().start_ms)
-        aggregates, lasts = await self._query(
+        aggregates, numbers, texts = await self._query(
             influxql.downsampled_queries(series, rest, end, bucket_ms))
-        return here + influxql.parse_downsampled(aggregates, lasts)
+        text_is_last: set[int] = set()
+        both = influxql.buckets_with_both(numbers, texts)
+        for first in range(0, len(both), _LATEST_STATEMENTS // 2):
+            chunk = both[first : first + _LATEST_STATEMENTS // 2]
+            answers = await self._query([
+                q for b in chunk
+                for q in influxql.bucket_last_queries(series, max(b, rest),
+                                                      min(b + bucket_ms, end))])
+            for b, number, text in zip(chunk, answers[::2], answers[1::2], strict=True):
+                if influxql.newer(influxql.last_time(number), influxql.last_time(text)):
+                    text_is_last.add(b)
+        return here + influxql.parse_downsampled(aggregates, numbers, texts, text_is_last)
 
     async def latest(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, Sample]:
         wanted = set(series)
@@ -278,34 +290,36 @@ class InfluxStore:
             by_device[(key.site, key.gateway, key.device)].add(key.point)
         devices = sorted(by_device)
         found: dict[SeriesKey, Sample] = {}
-        for first in range(0, len(devices), _LATEST_STATEMENTS):
-            chunk = devices[first : first + _LATEST_STATEMENTS]
+        per_request = _LATEST_STATEMENTS // 2  # two statements a device
+        for first in range(0, len(devices), per_request):
+            chunk = devices[first : first + per_request]
             answers = await self._query(
-                [self._latest_statement(d, by_device[d], since) for d in chunk])
-            for device, answer in zip(chunk, answers, strict=True):
-                for sample in influxql.parse_latest(*device, answer):
+                [q for d in chunk for q in self._latest_statements(d, by_device[d], since)])
+            for device, numbers, texts in zip(chunk, answers[::2], answers[1::2], strict=True):
+                for sample in influxql.parse_latest(*device, numbers, texts):
                     if sample.series in wanted:
                         found[sample.series] = sample
         return found
 
     @staticmethod
-    def _latest_statement(device: tuple[str, str, str], points: Iterable[str],
-                          since: int | None) -> str:
+    def _latest_statements(device: tuple[str, str, str], points: Iterable[str],
+                           since: int | None) -> tuple[str, str]:
         # A long OR of point names costs InfluxDB more than returning a few extra series.
         wanted = set(points)
-        return influxql.latest_query(*device, () if len(wanted) > _POINT_FILTER_MAX else wanted,
-                                     since_ms=since)
+        return influxql.latest_queries(*device, () if len(wanted) > _POINT_FILTER_MAX else wanted,
+                                       since_ms=since)
 
     async def latest_for_device(self, site: str, gateway: str, device: str) -> dict[str, Sample]:
-        (answer,) = await self._query([influxql.latest_query(site, gateway, device)])
-        return {s.series.point: s for s in influxql.parse_latest(site, gateway, device, answer)}
+        numbers, texts = await self._query(influxql.latest_queries(site, gateway, device))
+        return {s.series.point: s
+                for s in influxql.parse_latest(site, gateway, device, numbers, texts)}
 
     async def latest_since(self, since_ms: int) -> list[Sample]:
         """The newest sample of every series that has samples at or after ``since_ms``
-        (one statement; InfluxDB reads only the shards of that window)."""
+        (InfluxDB reads only the shards of that window)."""
         check_ts(since_ms)
-        (answer,) = await self._query([influxql.recent_latest_query(since_ms)])
-        return influxql.parse_recent_latest(answer)
+        numbers, texts = await self._query(influxql.recent_latest_queries(since_ms))
+        return influxql.parse_recent_latest(numbers, texts)
 
     async def apply_retention(self, older_than_ms: int) -> int:
         check_ts(older_than_ms)

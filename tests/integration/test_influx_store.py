@@ -17,7 +17,7 @@ from cloud.timeseries.influxql import (
     PrefixCache,
     escape_field_str,
     escape_tag,
-    latest_query,
+    latest_queries,
     line,
     quote_ident,
     quote_str,
@@ -74,24 +74,24 @@ def test_escape_field_str(text: str, escaped: str) -> None:
 @pytest.mark.parametrize(
     ("value", "kind", "fields"),
     [
-        (1.5, "f", "value=1.5,"),
-        (1e-9, "f", "value=1e-09,"),
-        (3, "i", "value=3.0,"),
-        (True, "b", "value=1.0,"),
-        (False, "b", "value=0.0,"),
-        ("open", "s", 'value_str="open",'),
-        ('a "b" \\ c', "s", r'value_str="a \"b\" \\ c",'),
-        (None, "n", ""),
+        (1.5, "f", "value=1.5"),
+        (1e-9, "f", "value=1e-09"),
+        (3, "i", "value=3.0"),
+        (True, "b", "value=1.0"),
+        (False, "b", "value=0.0"),
+        ("open", "s", 'value_str="open"'),
+        ('a "b" \\ c', "s", r'value_str="a \"b\" \\ c"'),
+        (None, "n", 'value_str=""'),
     ],
 )
 def test_line(value: Any, kind: str, fields: str) -> None:
     sample = Sample(SeriesKey("s 1", "g,1", "d=1", "p"), 1234, value, "stale")
     cache: PrefixCache = {}
     assert line(sample, cache) == (
-        rf'tw,device=d\=1,gateway=g\,1,kind={kind},point=p,site=s\ 1 {fields}quality="stale" 1234'
+        rf"tw,device=d\=1,gateway=g\,1,kind={kind},point=p,quality=stale,site=s\ 1 {fields} 1234"
     )
-    prefix = series_prefix(sample.series, kind)  # type: ignore[arg-type]
-    assert cache == {id(sample.series): (sample.series, {kind: prefix})}
+    prefix = series_prefix(sample.series, kind, "stale")  # type: ignore[arg-type]
+    assert cache == {id(sample.series): (sample.series, {(kind, "stale"): prefix})}
 
 
 def test_influxql_quoting() -> None:
@@ -101,10 +101,25 @@ def test_influxql_quoting() -> None:
     query = raw_query(key("x' OR 'a'='a"), 1, 2, 3)
     assert """"point" = 'x\\' OR \\'a\\'=\\'a'""" in query
     assert query.endswith("time >= 1ms AND time < 2ms ORDER BY time ASC LIMIT 3")
-    assert latest_query("s", "g", "d", ["b", "a", "a"]).count('"point" =') == 2
+    for statement in latest_queries("s", "g", "d", ["b", "a", "a"]):
+        assert statement.count('"point" =') == 2
 
 
 # -- InfluxDB 1.x specifics ------------------------------------------------------------
+async def test_a_rewrite_with_another_quality_or_type_adds_a_sample(
+        influx_db: InfluxDatabase) -> None:
+    # Type and quality are tags (one field a line): such a rewrite is another series.
+    async with InfluxStore(influx_db.url, database=influx_db.database) as store:
+        await store.write([Sample(KEY, T0, 1.0, "good"), Sample(KEY, T0 + 1, 2.0, "good")])
+        await store.write([Sample(KEY, T0, 1.5, "stale"), Sample(KEY, T0 + 1, "two", "good")])
+        got = await store.raw(KEY, T0, T0 + 2, limit=10)
+        assert sorted((s.ts_ms, str(s.value), s.quality) for s in got) == [
+            (T0, "1.0", "good"), (T0, "1.5", "stale"), (T0 + 1, "2.0", "good"),
+            (T0 + 1, "two", "good")]
+        latest = (await store.latest([KEY]))[KEY]
+        assert (latest.ts_ms, latest.value) == (T0 + 1, 2.0)  # a tie goes to the number
+
+
 async def test_tags_are_stored_unescaped(influx_db: InfluxDatabase) -> None:
     odd = SeriesKey("site one", "gw,1", "dev=2", "p'\"oint")
     async with InfluxStore(influx_db.url, database=influx_db.database) as store:
@@ -112,7 +127,7 @@ async def test_tags_are_stored_unescaped(influx_db: InfluxDatabase) -> None:
     answer = influx_db.server.query('SHOW SERIES FROM "tw"', influx_db.database)
     (series,) = answer["results"][0]["series"]
     assert series["values"] == [
-        [r"tw,device=dev\=2,gateway=gw\,1,kind=f,point=p'" + '"oint,site=site\\ one']
+        [r"tw,device=dev\=2,gateway=gw\,1,kind=f,point=p'" + '"oint,quality=good,site=site\\ one']
     ]
     tags = influx_db.server.query(
         'SHOW TAG VALUES FROM "tw" WITH KEY = "point"', influx_db.database
@@ -207,22 +222,23 @@ async def test_v2_writes_are_accepted_by_victoriametrics(victoria: VictoriaMetri
 
     exported = await _export(victoria, f'{{__name__=~"tw_.*",site="{site}"}}')
     by_name = {
-        (row["metric"]["__name__"], row["metric"]["point"], row["metric"]["kind"]): row
+        (row["metric"]["__name__"], row["metric"]["point"], row["metric"]["kind"],
+         row["metric"]["quality"]): row
         for row in exported
     }
     # VictoriaMetrics names a series <measurement>_<field>; tags become labels.
-    flow_f = by_name[("tw_value", "flow", "f")]
+    flow_f = by_name[("tw_value", "flow", "f", "good")]
     assert flow_f["metric"] == {
         "__name__": "tw_value", "site": site, "gateway": "gw,1", "device": "pump=1",
-        "point": "flow", "kind": "f",
+        "point": "flow", "kind": "f", "quality": "good",
     }  # fmt: skip
     assert (flow_f["timestamps"], flow_f["values"]) == ([T0], [1.5])
-    flow_i = by_name[("tw_value", "flow", "i")]
+    flow_i = by_name[("tw_value", "flow", "i", "stale")]
     assert (flow_i["timestamps"], flow_i["values"]) == ([T0 + 1000], [2])
-    bools = by_name[("tw_value", "running", "b")]
+    bools = by_name[("tw_value", "running", "b", "good")]
     assert (bools["timestamps"], bools["values"]) == ([T0, T0 + 1000], [1, 0])
     # String fields are not VictoriaMetrics values (it stores them as 0), but the lines
-    # carrying them were accepted: every sample shows up.
-    assert by_name[("tw_value_str", "mode", "s")]["timestamps"] == [T0]
-    assert by_name[("tw_quality", "mode", "n")]["timestamps"] == [T0 + 1000]
-    assert len(exported) == 9  # 5 tag sets: tw_quality x5, tw_value x3, tw_value_str x1
+    # carrying them were accepted: every sample shows up, and none in tw_value.
+    assert by_name[("tw_value_str", "mode", "s", "good")]["timestamps"] == [T0]
+    assert by_name[("tw_value_str", "mode", "n", "bad")]["timestamps"] == [T0 + 1000]
+    assert len(exported) == 5  # one series per (field, tag set)

@@ -7,7 +7,7 @@ import pytest
 
 from cloud.timeseries import Sample, SeriesKey
 from cloud.timeseries.influx import InfluxStore
-from cloud.timeseries.influxql import latest_query
+from cloud.timeseries.influxql import latest_queries
 from tests.servers.plugin import InfluxDatabase
 
 pytestmark = pytest.mark.integration
@@ -41,9 +41,10 @@ async def test_recent_old_future_and_absent_series(influx_db: InfluxDatabase) ->
 
 
 def test_the_window_bounds_the_statement() -> None:
-    statement = latest_query("s", "g", "d", ["p"], since_ms=1_000)
-    assert statement.endswith('AND time >= 1000ms GROUP BY "point"')
-    assert "time" not in latest_query("s", "g", "d", ["p"])
+    for statement in latest_queries("s", "g", "d", ["p"], since_ms=1_000):
+        assert statement.endswith('AND time >= 1000ms GROUP BY "point"')
+    for statement in latest_queries("s", "g", "d", ["p"]):
+        assert "time" not in statement
 
 
 def test_the_window_must_be_positive() -> None:
