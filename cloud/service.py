@@ -26,7 +26,7 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -242,6 +242,10 @@ class CloudService:
             return changed
         return await asyncio.to_thread(run)
 
+    def _ingest_view(self) -> list[tuple[str, bool, dict[str, int]]]:
+        """This process's ingest workers for ``/metrics``."""
+        return [(w.name, w.connected, asdict(w.pipeline.stats)) for w in self.workers]
+
     async def _start_api(self) -> tuple[Any, Any]:
         import uvicorn
 
@@ -251,7 +255,7 @@ class CloudService:
         host, _, port = self.settings.api.listen.rpartition(":")
         sender = MqttCommandSender(self.settings.mqtt)
         app = create_app(self.settings, db=self.db, store=self.store, commands=sender,
-                         clock=self.clock, patrols=self.patrols)
+                         clock=self.clock, patrols=self.patrols, ingest=self._ingest_view)
         app.state.alarms = self.alarms
         config = uvicorn.Config(app, host=host or "127.0.0.1", port=int(port or 8080),
                                 log_level="warning", lifespan="on", access_log=False)

@@ -44,7 +44,7 @@ from cloud.api.auth import LoginLimiter, TokenSigner, load_secret
 from cloud.api.context import ApiContext, CommandSender
 from cloud.api.deps import API_PREFIX
 from cloud.api.errors import install_error_handlers
-from cloud.api.metrics import ApiMetrics, MetricsMiddleware
+from cloud.api.metrics import ApiMetrics, IngestView, MetricsMiddleware
 from cloud.api.openapi import TAGS, install_openapi
 from cloud.api.routes import (
     admin_router,
@@ -93,10 +93,12 @@ def create_app(
     clock: Callable[[], float] = time.time,
     hasher: PasswordHasher = DEFAULT_HASHER,
     patrols: PatrolRuntime | None = None,
+    ingest: IngestView | None = None,
 ) -> FastAPI:
     """The API app. ``clock`` gives seconds since the epoch (tests inject one); ``hasher``
     verifies passwords (tests pass a cheap one); ``patrols`` is the service's patrol
-    runtime (one is built from the settings when not given). Raises
+    runtime (one is built from the settings when not given); ``ingest`` shows the
+    service's ingest workers on ``/metrics``. Raises
     :class:`~cloud.api.errors.ApiConfigError` when the API secret is unusable."""
     api = settings.api
     secret, _persistent = load_secret(api)
@@ -121,6 +123,8 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
         openapi_tags=TAGS,
     )
+    if ingest is not None:
+        context.metrics.watch_ingest(ingest)
     app.state.context = context
     install_patrols(app, patrols or PatrolRuntime.from_settings(settings.patrols))
     app.state.photo_store = PhotoStore(api.photos_dir, max_bytes=api.photo_max_bytes)

@@ -109,6 +109,14 @@ async def test_a_simulated_value_is_queryable_through_the_api(
             assert refused.json()["error"]["code"] == "forbidden"
             sites = await client.get("/api/v1/sites", headers=viewer)
             assert [s["id"] for s in sites.json()] == ["other-site"]
+            # /metrics shows the service's own ingest workers and the event outbox.
+            exposition = (await client.get("/metrics")).text
+            for worker in service.workers:
+                assert f'towerwatch_ingest_connected{{worker="{worker.name}"}} 1.0' in exposition
+            received = [line for line in exposition.splitlines()
+                        if line.startswith("towerwatch_ingest_received_total{")]
+            assert len(received) == 2 and sum(float(r.split()[-1]) for r in received) > 0
+            assert "\ntowerwatch_pending_events " in exposition
         assert sum(w.pipeline.stats.samples for w in service.workers) > 0
         # With InfluxDB, latest values are served from the relational index ingest keeps.
         assert "latest-index-refresh" in [job.name for job in service.jobs]

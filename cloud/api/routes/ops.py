@@ -21,6 +21,7 @@ from cloud.api.deps import Ctx
 from cloud.api.errors import ErrorBody, error_response
 from cloud.db.errors import MigrationError
 from cloud.db.migrate import is_up_to_date
+from cloud.ingest.pending import pending_summary
 from cloud.timeseries.base import SeriesKey
 from cloud.timeseries.errors import TimeSeriesError
 
@@ -114,6 +115,14 @@ async def readyz(ctx: Ctx) -> Response:
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(ctx: Ctx) -> Response:
-    """Requests by route and status, latency histograms, logins and commands."""
+    """Requests by route and status, latency histograms, logins and commands; the events
+    waiting in the ingest outbox; the counters of the ingest workers of this process."""
+    summary: tuple[int, int | None] | None
+    try:
+        summary = await asyncio.wait_for(ctx.run(pending_summary), CHECK_TIMEOUT_S)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        log.warning("/metrics: could not count pending events: %s", exc)
+        summary = None
+    ctx.metrics.set_pending(summary, ctx.now_ms())
     body, content_type = ctx.metrics.render()
     return Response(body, media_type=content_type)

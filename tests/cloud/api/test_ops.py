@@ -3,6 +3,8 @@ error shape of framework errors."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import httpx
@@ -10,8 +12,11 @@ import pytest
 from fastapi import FastAPI
 
 from cloud.api import create_app
+from cloud.api.metrics import INGEST_COUNTERS
 from cloud.db import Database, MessageKey, add_dead_letter, claim_messages, record_seq_gaps
 from cloud.db.audit import record_audit
+from cloud.ingest.pending import record_pending
+from cloud.ingest.pipeline import IngestStats
 from cloud.settings import ApiSettings, CloudSettings
 from cloud.timeseries import SqliteStore
 from tests.cloud.api.support import (
@@ -23,6 +28,7 @@ from tests.cloud.api.support import (
     assert_error,
     bearer,
 )
+from towerwatch.contract import Event
 
 BAD_DATABASE = "postgresql+psycopg://towerwatch@127.0.0.1:1/nothing"
 
@@ -116,6 +122,66 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert 'route="<unmatched>",status="404"' in text
     assert "towerwatch_api_request_duration_seconds_bucket" in text
     assert "alpha" not in text
+
+
+def _sample(text: str, name: str) -> float:
+    (line,) = [line for line in text.splitlines() if line.startswith(name + " ")]
+    return float(line.split()[-1])
+
+
+async def test_metrics_count_the_pending_events(database: Database,
+                                                client: httpx.AsyncClient) -> None:
+    text = (await client.get("/metrics")).text
+    assert _sample(text, "towerwatch_pending_events") == 0.0
+    assert _sample(text, "towerwatch_pending_events_oldest_age_seconds") == 0.0
+    events = [(MessageKey.of("alpha", "gw1", "boot-0001", seq), "alpha", "gw1", "pump-1",
+               Event(seq=seq, boot_id="boot-0001", ts=T0_MS - 90_000, event_id=f"e-{seq}",
+                     kind="alarm", name="pump1_tripped", state="active", severity="high"),
+               T0_MS - 90_000 + seq * 1000)
+              for seq in (1, 2)]
+    with database.transaction() as session:
+        record_pending(session, events, claimed_ms=T0_MS - 60_000, due_ms=T0_MS)
+    text = (await client.get("/metrics")).text
+    assert _sample(text, "towerwatch_pending_events") == 2.0
+    assert _sample(text, "towerwatch_pending_events_oldest_age_seconds") == 89.0
+
+
+async def test_metrics_say_nan_when_the_outbox_cannot_be_read(
+    api_settings: ApiSettings, store: SqliteStore
+) -> None:
+    db = Database.from_url(BAD_DATABASE)
+    try:
+        transport = httpx.ASGITransport(_app(api_settings, db, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.get("/metrics")
+    finally:
+        db.dispose()
+    assert response.status_code == 200
+    assert math.isnan(_sample(response.text, "towerwatch_pending_events"))
+
+
+async def test_metrics_show_the_ingest_workers_of_the_process(
+    api_settings: ApiSettings, database: Database, store: SqliteStore
+) -> None:
+    stats = {"ingest-1": IngestStats(received=12, samples=500, dead_letters=1),
+             "ingest-2": IngestStats()}
+    app = create_app(CloudSettings(api=api_settings), db=database, store=store,
+                     commands=RecordingSender(), clock=FakeClock(),
+                     ingest=lambda: [(name, name == "ingest-1", asdict(s))
+                                     for name, s in stats.items()])
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        text = (await client.get("/metrics")).text
+        stats["ingest-2"].received = 3  # read at each scrape
+        again = (await client.get("/metrics")).text
+    assert 'towerwatch_ingest_connected{worker="ingest-1"} 1.0' in text
+    assert 'towerwatch_ingest_connected{worker="ingest-2"} 0.0' in text
+    assert 'towerwatch_ingest_received_total{worker="ingest-1"} 12.0' in text
+    assert 'towerwatch_ingest_samples_total{worker="ingest-1"} 500.0' in text
+    assert 'towerwatch_ingest_dead_letters_total{worker="ingest-1"} 1.0' in text
+    assert 'towerwatch_ingest_received_total{worker="ingest-2"} 0.0' in text
+    assert 'towerwatch_ingest_received_total{worker="ingest-2"} 3.0' in again
+    assert {name for name in INGEST_COUNTERS} == {f.name for f in fields(IngestStats)}
 
 
 async def test_metrics_are_per_app(api_settings: ApiSettings, database: Database,
