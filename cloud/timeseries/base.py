@@ -12,7 +12,7 @@ Semantics shared by every backend (the contract tests in
   bounds outside the storable range are clamped, and an empty range returns nothing.
 - ``(series, ts_ms)`` identifies a sample: writing it again replaces it (a redelivered
   sample overwrites, never duplicates; on InfluxDB a rewrite with a value of another
-  type adds a sample instead, see :mod:`cloud.timeseries.influxql`).
+  type or another quality adds a sample instead, see :mod:`cloud.timeseries.influxql`).
 - Numbers are stored as 64-bit floats: ``int`` values come back as ``int`` and are exact
   up to 2**53; ``bool`` values come back as ``bool`` and count as 0/1 in aggregates.
 - ``raw`` returns samples in time order and raises :class:`QueryTooLarge` (rather than

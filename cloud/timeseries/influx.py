@@ -20,10 +20,13 @@ number of buckets (:func:`raw_downsample_limit`) and buckets them itself
 (:func:`~cloud.timeseries.influxql.downsample_raw`); only when the range holds more
 samples does InfluxDB bucket the rest, from the bucket of the last sample read on, with
 three statements (mean/min/max/count ``GROUP BY time``, and ``last()`` of the numbers and
-of the texts per bucket; for a bucket holding both, two more tell which is newer).
-Either way the buckets are the same. InfluxDB 1.6 on a 2-core VM spends ~40 µs per bucket of a
-``GROUP BY time`` (plus ~2 µs per sample) but ~7 µs per raw sample, so a day of 1-minute
-data in 1-minute buckets costs it ~10 ms raw instead of ~60 ms grouped.
+of the texts per bucket). A bucket holding both a number and a text (or a sample
+without a value) needs two statements more to tell which is newer; when many do (a point
+flapping between a value and none), the rest of the range is read raw instead, page by
+page, if that costs less. Either way the buckets are the same. InfluxDB 1.6 on a 2-core
+VM spends ~40 µs per bucket of a ``GROUP BY time`` (plus ~2 µs per sample) but ~7 µs per
+raw sample, so a day of 1-minute data in 1-minute buckets costs it ~10 ms raw instead of
+~60 ms grouped.
 
 This module imports influxdb-client (~0.5 s); :mod:`cloud.timeseries` does not
 re-export :class:`InfluxStore` so SQLite-only processes never load it.
@@ -84,7 +87,7 @@ _POINT_FILTER_MAX: Final = 8  # above this many points of one device, fetch all 
 # downsampled() reads up to _RAW_BASE + _RAW_PER_BUCKET x buckets raw samples (at most
 # _RAW_MAX) to bucket them itself. Measured on InfluxDB 1.6 (2-core VM, data in TSM
 # files), per request in ms, influxd CPU plus this process's CPU (parsing, bucketing):
-#   GROUP BY time (2 statements)  ~3.5 + 0.049 x buckets + 0.002 x samples
+#   GROUP BY time (3 statements)  ~3.5 + 0.049 x buckets + 0.002 x samples
 #   raw samples, bucketed here    ~1.5 + 0.0117 x samples
 # so reading raw costs less below ~200 + 5 x buckets samples. Above the limit the
 # samples read are not wasted (their complete buckets are kept; InfluxDB does the rest),
@@ -95,6 +98,12 @@ _POINT_FILTER_MAX: Final = 8  # above this many points of one device, fetch all 
 _RAW_BASE: Final = 250
 _RAW_PER_BUCKET: Final = 3
 _RAW_MAX: Final = 9_999
+# A bucket holding a number and a text (or a sample without a value) needs two statements
+# of its own to tell which is its last (~2 ms a bucket). Up to _SETTLE_MAX such buckets are
+# settled so; with more, the rest of the range is read raw, page by page, if that is
+# cheaper: at most _SETTLE_ROWS samples per such bucket (~0.01 ms a sample).
+_SETTLE_MAX: Final = 50
+_SETTLE_ROWS: Final = 200
 _MS: Any = "ms"  # WritePrecision.MS (typed str, though write() is annotated WritePrecision)
 
 
@@ -255,14 +264,19 @@ class InfluxStore:
         """Bucket up to ``limit`` raw samples here; InfluxDB buckets the rest, if any."""
         (answer,) = await self._query([influxql.raw_query(series, start, end, limit + 1)])
         here = influxql.downsample_raw(answer, bucket_ms)
-        if sum(len(s.get("values", [])) for s in answer) <= limit:
+        if influxql.row_count(answer) <= limit:
             return here
         # The bucket of the last sample read may hold more: it is InfluxDB's to compute.
         rest = max(start, here.pop().start_ms)
         aggregates, numbers, texts = await self._query(
             influxql.downsampled_queries(series, rest, end, bucket_ms))
-        text_is_last: set[int] = set()
         both = influxql.buckets_with_both(numbers, texts)
+        if (len(both) > _SETTLE_MAX
+                and influxql.parse_count(aggregates) <= _SETTLE_ROWS * len(both)):
+            paged = await self._raw_buckets(series, rest, end, bucket_ms)
+            if paged is not None:
+                return here + paged
+        text_is_last: set[int] = set()
         for first in range(0, len(both), _LATEST_STATEMENTS // 2):
             chunk = both[first : first + _LATEST_STATEMENTS // 2]
             answers = await self._query([
@@ -270,9 +284,25 @@ class InfluxStore:
                 for q in influxql.bucket_last_queries(series, max(b, rest),
                                                       min(b + bucket_ms, end))])
             for b, number, text in zip(chunk, answers[::2], answers[1::2], strict=True):
-                if influxql.newer(influxql.last_time(number), influxql.last_time(text)):
+                if influxql.text_is_newer(influxql.last_time(number), influxql.last_time(text)):
                     text_is_last.add(b)
         return here + influxql.parse_downsampled(aggregates, numbers, texts, text_is_last)
+
+    async def _raw_buckets(self, series: SeriesKey, start: int, end: int,
+                           bucket_ms: int) -> list[Bucket] | None:
+        """The buckets of ``[start, end)`` from its raw samples, read :data:`_RAW_MAX` at a
+        time; ``None`` if one bucket holds more than that."""
+        out: list[Bucket] = []
+        while True:
+            (answer,) = await self._query([influxql.raw_query(series, start, end,
+                                                              _RAW_MAX + 1)])
+            here = influxql.downsample_raw(answer, bucket_ms)
+            if influxql.row_count(answer) <= _RAW_MAX:
+                return out + here
+            start = here.pop().start_ms  # read its samples again with the next page
+            if not here:
+                return None
+            out += here
 
     async def latest(self, series: Sequence[SeriesKey]) -> dict[SeriesKey, Sample]:
         wanted = set(series)

@@ -25,7 +25,7 @@ value or with a text is not a 0 in it.
 Every sample has one of the two fields, so ``count`` is ``count(value) +
 count(value_str)``, and the newest sample (of a point, of a bucket) is the newer of
 ``last(value)`` and ``last(value_str)``; on a tie (only after a rewrite of the same
-timestamp with another type or quality) the number wins (:func:`newer`).
+timestamp with another type or quality) the number wins (:func:`text_is_newer`).
 
 InfluxDB keeps one point per (series, time) and a rewrite replaces the field it
 carries, so a redelivery replaces the sample. The one divergence from SQLite: rewriting
@@ -145,8 +145,8 @@ def time_range(start_ms: int, end_ms: int) -> str:
 
 _FROM: Final = f"FROM {quote_ident(MEASUREMENT)}"
 _RAW_SELECT: Final = 'SELECT "value", "value_str", "quality"::tag, "kind"::tag'
-# The newest sample with a number, and with a text (or none): the selector picks the
-# row, whose tags come with it (see the module docstring).
+# The newest sample with a number, and with a text (or none): the selector picks the row,
+# and the tags asked for alongside are that row's.
 _LAST_NUMBER: Final = 'SELECT last("value") AS "value", "kind"::tag, "quality"::tag'
 _LAST_TEXT: Final = 'SELECT last("value_str") AS "value_str", "kind"::tag, "quality"::tag'
 
@@ -251,15 +251,26 @@ def _float(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def newer(number_ts: int | None, text_ts: int | None) -> bool:
+def text_is_newer(number_ts: int | None, text_ts: int | None) -> bool:
     """Whether the newest sample is the one with a text (a tie goes to the number)."""
     return text_ts is not None and (number_ts is None or text_ts > number_ts)
+
+
+def row_count(answer: Sequence[Series]) -> int:
+    return sum(len(s.get("values", [])) for s in answer)
+
+
+def _quality(quality: Any) -> Any:
+    if quality is None:  # a line written before quality was a tag
+        raise TimeSeriesError("InfluxDB holds samples without a quality tag (written by an "
+                              "older Towerwatch schema): recreate the database")
+    return quality
 
 
 def parse_raw(key: SeriesKey, answer: Sequence[Series]) -> list[Sample]:
     return [
         trusted_sample(key, int(r["time"]), _value(r["kind"], r["value"], r["value_str"]),
-                       r["quality"])
+                       _quality(r["quality"]))
         for s in answer
         for r in rows(s)
     ]
@@ -298,7 +309,7 @@ def last_time(answer: Sequence[Series]) -> int | None:
 
 
 def parse_downsampled(aggregates: Sequence[Series], numbers: Sequence[Series],
-                      texts: Sequence[Series], text_is_last: Collection[int] = (),
+                      texts: Sequence[Series], text_is_last: Collection[int],
                       ) -> list[Bucket]:
     """The buckets of :func:`downsampled_queries`' answers; ``text_is_last``: the buckets
     (of :func:`buckets_with_both`) whose newest sample is the one with a text."""
@@ -334,7 +345,7 @@ class _Bucketing:
         self.text: tuple[Any, str] = ("n", "")
 
     def bucket(self) -> Bucket:
-        if newer(self.number_ts if self.number_ts >= 0 else None,
+        if text_is_newer(self.number_ts if self.number_ts >= 0 else None,
                  self.text_ts if self.text_ts >= 0 else None):
             last = _value(self.text[0], None, self.text[1])
         else:
@@ -348,7 +359,8 @@ def downsample_raw(answer: Sequence[Series], bucket_ms: int) -> list[Bucket]:
     """The buckets of :meth:`~cloud.timeseries.base.TimeSeriesStore.downsampled`, computed
     here from the answer to a :func:`raw_query` (rows in time order) rather than by
     InfluxDB: the result :func:`parse_downsampled` gives for the
-    :func:`downsampled_queries` over the same rows.
+    :func:`downsampled_queries` over the same rows (with :func:`bucket_last_queries` for
+    the buckets holding a number and a text).
 
     Buckets start at multiples of ``bucket_ms``; ``mean``/``min``/``max`` cover the
     ``value`` field (numbers, bools as 1/0); ``count`` counts every row; ``last`` is the
@@ -358,7 +370,7 @@ def downsample_raw(answer: Sequence[Series], bucket_ms: int) -> list[Bucket]:
     another order, so the last bits may differ). Rows at the same time happen only after a rewrite
     with another type or quality (see the module docstring): among numbers, InfluxDB's
     ``last()`` of a ``GROUP BY time`` bucket keeps the greatest, among texts likewise,
-    and between the two :func:`newer` decides. (Of equal numbers of two types, ``5.0``
+    and between the two :func:`text_is_newer` decides. (Of equal numbers of two types, ``5.0``
     and ``5``, InfluxDB returns either, depending on where the statement starts; this
     keeps the first in series order.)
     """
@@ -386,7 +398,7 @@ def downsample_raw(answer: Sequence[Series], bucket_ms: int) -> list[Bucket]:
             x = float(num)
             if ts > b.number_ts or x > b.number[1]:
                 b.number_ts, b.number = ts, (r[k], x)
-            series = r[k] + r[q]
+            series = r[k] + _quality(r[q])
             acc = b.sums.get(series)
             if acc is not None:
                 acc[0] += x
@@ -435,11 +447,12 @@ def _newest(numbers: Sequence[Series], texts: Sequence[Series],
             for r in rows(s):
                 ts = int(r["time"])
                 old = found.get(series)
-                if old is not None and not (field == "value_str" and newer(old.ts_ms, ts)):
+                if old is not None and not (field == "value_str"
+                                            and text_is_newer(old.ts_ms, ts)):
                     continue
                 value = (_value(r["kind"], r["value"], None) if field == "value"
                          else _value(r["kind"], None, r["value_str"]))
-                found[series] = trusted_sample(series, ts, value, r["quality"])
+                found[series] = trusted_sample(series, ts, value, _quality(r["quality"]))
     return list(found.values())
 
 

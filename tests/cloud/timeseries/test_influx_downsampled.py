@@ -192,6 +192,100 @@ async def test_rewritten_samples_are_bucketed_as_influxdb_does(influx_db: Influx
             assert typed(other) == typed(by_server)
 
 
+FLAPPING = SeriesKey("tower-a", "gw-1", "pump-1", "flapping")
+
+
+def flapping(samples: int, every_ms: int, none_every: int) -> list[Sample]:
+    """A point with a value, and without one (bad) every ``none_every``-th sample."""
+    return [Sample(FLAPPING, T0 + i * every_ms,
+                   None if i % none_every == none_every - 1 else float(i % 97),
+                   "bad" if i % none_every == none_every - 1 else "good")
+            for i in range(samples)]
+
+
+async def statements_of(store: InfluxStore, key: SeriesKey, start: int, end: int,
+                        bucket: int) -> tuple[list[Bucket], list[int]]:
+    """``store.downsampled`` and the statements of each request it sent."""
+    counts: list[int] = []
+    query = store._query
+
+    async def spy(batch: Sequence[str]) -> Any:
+        counts.append(len(batch))
+        return await query(batch)
+
+    store._query = spy  # type: ignore[method-assign,assignment]
+    try:
+        return await store.downsampled(key, start, end, bucket_ms=bucket), counts
+    finally:
+        store._query = query  # type: ignore[method-assign]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("samples", "every_ms", "none_every", "bucket", "settled"), [
+    (25_000, 1_000, 7, 10_000, False),  # 2,500 buckets hold both: read raw, in pages
+    (15_000, 40, 220, 10_000, True),  # 60 buckets of 250 samples: settled bucket by bucket
+])
+async def test_a_point_flapping_between_a_value_and_none(
+        influx_db: InfluxDatabase, tmp_path: Path, samples: int, every_ms: int,
+        none_every: int, bucket: int, settled: bool) -> None:
+    data = flapping(samples, every_ms, none_every)
+    end = T0 + samples * every_ms
+    async with InfluxStore(influx_db.url, database=influx_db.database) as store, \
+            SqliteStore(tmp_path / "ts.db") as sqlite:
+        await store.write(data)
+        await sqlite.write(data)
+        got, requests = await statements_of(store, FLAPPING, T0, end, bucket)
+        assert typed(got) == typed(await sqlite.downsampled(FLAPPING, T0, end,
+                                                             bucket_ms=bucket))
+    assert sum(b.last is None for b in got) > 0
+    # The raw-first read (250 + 3 per bucket samples), InfluxDB's grouping of the rest,
+    # then raw pages of up to 9,999 samples, or two statements per bucket holding both.
+    assert requests[:2] == [1, 3]
+    if settled:
+        assert requests[2:] == [100, 18]  # the 59 buckets after the raw-first one
+    else:
+        assert requests[2:] == [1, 1]  # 17,250 samples after the raw-first 7,750
+
+
+@pytest.mark.integration
+async def test_a_bucket_beyond_a_raw_page_is_settled_by_statements(
+        influx_db: InfluxDatabase, tmp_path: Path) -> None:
+    # 200 small buckets holding both, then one of 10,050 samples: the raw pages cannot
+    # finish that one, so the buckets are settled by their own statements after all.
+    data = flapping(2_000, 1_000, 4) + [
+        Sample(FLAPPING, T0 + 2_000_000 + i, float(i % 13), "good") for i in range(10_050)]
+    end = T0 + 2_020_000
+    async with InfluxStore(influx_db.url, database=influx_db.database) as store, \
+            SqliteStore(tmp_path / "ts.db") as sqlite:
+        await store.write(data)
+        await sqlite.write(data)
+        got, requests = await statements_of(store, FLAPPING, T0, end, 10_000)
+        assert typed(got) == typed(await sqlite.downsampled(FLAPPING, T0, end,
+                                                             bucket_ms=10_000))
+    assert requests[:4] == [1, 3, 1, 1]  # raw-first, grouping, two pages in vain
+    settling = requests[4:]
+    assert settling == [100, 100, 30]  # the 115 small buckets after the raw-first read
+
+
+@pytest.mark.integration
+async def test_samples_of_the_old_schema_are_refused_by_name(
+        influx_db: InfluxDatabase) -> None:
+    # Before quality was a tag, it was a field: such a database is not read as if the
+    # samples had no quality.
+    old = ('tw,device=pump-1,gateway=gw-1,kind=f,point=flow,site=tower-a'
+           f' value=1.5,quality="good" {T0}')
+    async with InfluxStore(influx_db.url, database=influx_db.database) as store:
+        response = await store._http.post(f"{influx_db.url}/write", content=old.encode(),
+                                          params={"db": influx_db.database,
+                                                  "precision": "ms"})
+        assert response.status_code == 204
+        flow = SeriesKey("tower-a", "gw-1", "pump-1", "flow")
+        for read in (store.raw(flow, T0, T0 + 1, limit=10), store.latest([flow]),
+                     store.downsampled(flow, T0, T0 + 1, bucket_ms=1_000)):
+            with pytest.raises(TimeSeriesError, match="quality tag"):
+                await read
+
+
 @pytest.mark.integration
 async def test_downsampled_reads_raw_samples_first(influx_db: InfluxDatabase) -> None:
     statements: list[str] = []
