@@ -17,6 +17,7 @@ import logging
 import random
 import select
 import ssl
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiomqtt
@@ -129,6 +130,22 @@ async def speaks_mqtt5(settings: MqttSettings, *, name: str) -> bool:
         if error_code(exc) in UNSUPPORTED_PROTOCOL:
             return False
         raise
+
+
+async def received(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Message]:
+    """``client.messages``, cheaply: what has already arrived comes straight from the
+    client's queue. aiomqtt's iterator makes a task and an ``asyncio.wait`` for every
+    message (three event-loop turns each, a busy ingest worker's largest cost after
+    decoding); only an empty queue waits through it, which also ends the iteration
+    with :class:`MqttError` when the connection is lost."""
+    queue: asyncio.Queue[aiomqtt.Message] = client._queue
+    waiting = client.messages
+    while True:
+        try:
+            message = queue.get_nowait()
+        except asyncio.QueueEmpty:
+            message = await anext(waiting)
+        yield message
 
 
 def ack(client: aiomqtt.Client, mid: int) -> None:

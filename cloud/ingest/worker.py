@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from cloud.ingest.pipeline import Incoming, IngestPipeline
-from cloud.mqtt import MqttError, ack, client_for, speaks_mqtt5
+from cloud.mqtt import MqttError, ack, client_for, received, speaks_mqtt5
 from cloud.settings import IngestSettings, MqttSettings
 from towerwatch.contract import ALL_TOPICS, shared_filter
 
@@ -110,7 +110,7 @@ class IngestWorker:
                         log.info("%s: subscribed (%s)", self.name,
                                  "shared" if self.shared else "plain")
                         queue = self.queue
-                        async for message in client.messages:
+                        async for message in received(client):
                             payload = message.payload
                             data = payload if isinstance(payload, bytes) else (
                                 bytes(payload) if isinstance(payload, bytearray)

@@ -1,6 +1,7 @@
 """The cloud's ingest connection against a real Mosquitto: what has arrived is read in one
-event-loop turn (paho reads one QoS 1 message per ``loop_read``), nothing is lost or
-reordered, and acknowledging stays manual."""
+event-loop turn (paho reads one QoS 1 message per ``loop_read``) and handed on without a
+task per message (aiomqtt's iterator makes one), nothing is lost or reordered, and a lost
+connection still ends the iteration."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from cloud.mqtt import READ_BATCH, ack, client_for
+from cloud.mqtt import READ_BATCH, MqttError, ack, client_for, received
 from cloud.settings import MqttSettings
 from tests.servers.mosquitto import MosquittoServer
 
@@ -56,7 +57,7 @@ async def test_what_has_arrived_is_read_in_one_turn(mosquitto: MosquittoServer) 
         time.sleep(0.2)  # noqa: ASYNC251  (and the last of them arrive)
         got: list[int] = []
         async with asyncio.timeout(10):
-            async for message in client.messages:
+            async for message in received(client):
                 got.append(int(bytes(message.payload)))
                 ack(client, message.mid)
                 if len(got) == MESSAGES:
@@ -65,3 +66,23 @@ async def test_what_has_arrived_is_read_in_one_turn(mosquitto: MosquittoServer) 
     # Without batching it takes a read per message; with it, a turn per READ_BATCH (and
     # a few more where a packet straddles two socket reads).
     assert reads <= MESSAGES // READ_BATCH + 10, reads
+
+
+async def test_a_lost_connection_ends_the_messages(mosquitto: MosquittoServer) -> None:
+    client = client_for(MqttSettings(url=mosquitto.url), name="ingest-test",
+                        receive_maximum=100)
+    got: list[int] = []
+
+    async def take_until_lost() -> None:
+        async with client:
+            await client.subscribe("tw/v1/#", qos=1)
+            await asyncio.to_thread(_publish, mosquitto.url, 3)
+            async with asyncio.timeout(10):
+                async for message in received(client):
+                    got.append(int(bytes(message.payload)))
+                    if len(got) == 3:
+                        mosquitto.stop()
+
+    with pytest.raises(MqttError):
+        await take_until_lost()
+    assert got == [0, 1, 2]
