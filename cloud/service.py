@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 from sqlalchemy import select
 
@@ -38,6 +39,7 @@ from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, expire_commands, is_up_to_date
 from cloud.db.models import Site
 from cloud.db.registry import PointSpec, profile_points
+from cloud.ingest.metrics import serve_metrics
 from cloud.ingest.pipeline import EventSink, IngestPipeline
 from cloud.ingest.replay import REPLAY_EVERY_S, EventReplayer
 from cloud.ingest.worker import IngestWorker
@@ -176,6 +178,8 @@ class CloudService:
             for n in range(workers)]
         self.with_api = api
         self.api_port: int | None = None
+        self.metrics_port: int | None = None
+        """Where ``cloud ingest`` serves its metrics (``ingest.metrics_listen``), once up."""
 
     async def run(self, stop: asyncio.Event,
                   on_ready: Callable[[CloudService], None] | None = None) -> None:
@@ -184,6 +188,7 @@ class CloudService:
                              "run `towerwatch cloud migrate` first")
         server: Any = None
         sender: Any = None
+        metrics: WSGIServer | None = None
         tasks = [asyncio.create_task(w.run(), name=w.name) for w in self.workers]
         tasks += [asyncio.create_task(self._every(job), name=job.name) for job in self.jobs]
         if isinstance(self.store, IndexedStore):
@@ -198,12 +203,19 @@ class CloudService:
                         raise CloudError("the API stopped while starting")
                     await asyncio.sleep(0.02)
                 self.api_port = int(server.servers[0].sockets[0].getsockname()[1])
+            elif self.settings.ingest.metrics_listen is not None:
+                metrics = serve_metrics(self.settings.ingest.metrics_listen,
+                                        self._ingest_view, self.db)
+                self.metrics_port = int(metrics.server_port)
             if on_ready is not None:
                 on_ready(self)
             await stop.wait()
         finally:
             if server is not None:
                 server.should_exit = True
+            if metrics is not None:
+                await asyncio.to_thread(metrics.shutdown)
+                metrics.server_close()
             for task in tasks:
                 if task.get_name() != "api":
                     task.cancel()

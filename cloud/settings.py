@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cloud.alarms.settings import AlarmSettings
@@ -65,6 +65,20 @@ class IngestSettings(_Section):
     replay_after: Duration = 60.0
     """An accepted event the alarm service has not applied this long after its claim
     (its worker died, or applying it failed) is handed to it again by the replay job."""
+    metrics_listen: str | None = None
+    """``host:port`` where ``cloud ingest`` (workers without the API) serves Prometheus
+    metrics; ``cloud serve`` shows them on the API's ``/metrics``."""
+
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _host, colon, port = value.rpartition(":")
+        if not colon or not port.isdigit() or not 0 <= int(port) <= 65_535:
+            raise ValueError(f"expected host:port (port 0-65535), got {value!r}")
+        return value
 
 
 class ApiSettings(_Section):

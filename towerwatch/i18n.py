@@ -81,6 +81,8 @@ MESSAGES: Final[dict[str, tuple[str, str]]] = {
                         "API 已在 {url} 监听（接口文档：{url}/api/v1/docs）"),
     "cloud.ingest_ready": ("{workers} ingest worker(s) reading from {broker}",
                            "{workers} 个接入进程正在从 {broker} 接收数据"),
+    "cloud.metrics_ready": ("Prometheus metrics on {url}/metrics",
+                            "Prometheus 指标地址：{url}/metrics"),
     "demo.ready": ("Towerwatch demo is running: {devices} simulated devices -> edge gateway "
                    "-> MQTT -> cloud.",
                    "Towerwatch 演示已启动：{devices} 台模拟设备 -> 边缘网关 -> MQTT -> 云端。"),

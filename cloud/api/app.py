@@ -44,7 +44,7 @@ from cloud.api.auth import LoginLimiter, TokenSigner, load_secret
 from cloud.api.context import ApiContext, CommandSender
 from cloud.api.deps import API_PREFIX
 from cloud.api.errors import install_error_handlers
-from cloud.api.metrics import ApiMetrics, IngestView, MetricsMiddleware
+from cloud.api.metrics import ApiMetrics, MetricsMiddleware
 from cloud.api.openapi import TAGS, install_openapi
 from cloud.api.routes import (
     admin_router,
@@ -59,6 +59,7 @@ from cloud.api.routes import (
 )
 from cloud.api.routes.patrol_common import install_patrols
 from cloud.db.engine import Database
+from cloud.ingest.metrics import IngestView
 from cloud.patrols.runtime import PatrolRuntime
 from cloud.security.passwords import DEFAULT_HASHER, PasswordHasher
 from cloud.settings import CloudSettings

@@ -9,65 +9,24 @@ route before rendering (:meth:`ApiMetrics.set_pending`)."""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Final
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["INGEST_COUNTERS", "UNMATCHED_ROUTE", "ApiMetrics", "IngestView",
-           "MetricsMiddleware"]
+from cloud.ingest.metrics import IngestCollector, IngestView, PendingSummary, pending_families
+
+__all__ = ["UNMATCHED_ROUTE", "ApiMetrics", "MetricsMiddleware"]
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
 _LATENCY_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
-INGEST_COUNTERS: Final = {
-    "received": "MQTT messages received",
-    "samples": "Time-series samples stored",
-    "duplicates": "Messages dropped as copies of ones already on record",
-    "dead_letters": "Messages dead-lettered as invalid",
-    "gaps": "Sequence gaps seen (messages a gateway sent that never arrived, or not yet)",
-    "missing": "Messages missing in those gaps",
-    "events": "Events accepted and handed to the alarm service",
-    "events_left": "Events the alarm service did not apply at once (left to the replay)",
-    "skewed": "Messages whose timestamp was off the receive time by more than the tolerance",
-    "batches": "Batches on record",
-    "failed_batches": "Batches that failed to store and were retried",
-}
-"""The counters of :class:`~cloud.ingest.pipeline.IngestStats` exported per worker, as
-``towerwatch_ingest_<name>_total``."""
-
-IngestView = Callable[[], Iterable[tuple[str, bool, Mapping[str, int]]]]
-"""The ingest workers of this process: ``(name, connected, counters)`` each."""
-
-
-class _IngestCollector(Collector):
-    def __init__(self, view: IngestView) -> None:
-        self.view = view
-
-    def collect(self) -> Iterator[Metric]:
-        workers = list(self.view())
-        connected = GaugeMetricFamily(
-            "towerwatch_ingest_connected",
-            "Whether the ingest worker is connected and subscribed to the broker (1) or not.",
-            labels=["worker"])
-        counters = {name: CounterMetricFamily(f"towerwatch_ingest_{name}", help_text,
-                                              labels=["worker"])
-                    for name, help_text in INGEST_COUNTERS.items()}
-        for worker, is_connected, stats in workers:
-            connected.add_metric([worker], 1.0 if is_connected else 0.0)
-            for name, family in counters.items():
-                family.add_metric([worker], float(stats.get(name, 0)))
-        yield connected
-        yield from counters.values()
-
-
 class ApiMetrics:
     """The API's counters and histograms."""
 
@@ -99,33 +58,16 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-        self.pending = Gauge(
-            "towerwatch_pending_events",
-            "Events accepted by ingest and not yet applied by the alarm service (all "
-            "processes; NaN when the database did not answer).",
-            registry=self.registry,
-        )
-        self.pending_age = Gauge(
-            "towerwatch_pending_events_oldest_age_seconds",
-            "Age of the oldest pending event since it was received (0 when none; NaN "
-            "when the database did not answer).",
-            registry=self.registry,
-        )
+        self._pending: list[Metric] = pending_families(None, 0)
+        self.registry.register(_Latest(self))
 
     def watch_ingest(self, view: IngestView) -> None:
         """Export the counters of this process's ingest workers, read at each scrape."""
-        self.registry.register(_IngestCollector(view))
+        self.registry.register(IngestCollector(view))
 
-    def set_pending(self, summary: tuple[int, int | None] | None, now_ms: int) -> None:
-        """The outbox as :func:`~cloud.ingest.pending.pending_summary` found it (count,
-        oldest receive time); ``None`` when it could not be read."""
-        if summary is None:
-            self.pending.set(math.nan)
-            self.pending_age.set(math.nan)
-            return
-        count, oldest = summary
-        self.pending.set(count)
-        self.pending_age.set(0.0 if oldest is None else max(0.0, (now_ms - oldest) / 1000))
+    def set_pending(self, summary: PendingSummary, now_ms: int) -> None:
+        """The outbox as the ``/metrics`` route just counted it (``None``: it could not)."""
+        self._pending = pending_families(summary, now_ms)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -134,6 +76,16 @@ class ApiMetrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Latest(Collector):
+    """The outbox figures the route set before rendering."""
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.metrics._pending
 
 
 class MetricsMiddleware:

@@ -111,6 +111,11 @@ def run_serve(args: argparse.Namespace) -> int:
                       flush=True)
             print(t("cloud.ingest_ready", args.lang, workers=len(svc.workers),
                     broker=settings.mqtt.url), flush=True)
+            if svc.metrics_port is not None:
+                listen = settings.ingest.metrics_listen or ""
+                host = listen.rpartition(":")[0] or "127.0.0.1"
+                print(t("cloud.metrics_ready", args.lang,
+                        url=f"http://{host}:{svc.metrics_port}"), flush=True)
 
         await service.run(stop, on_ready=ready)
 

@@ -12,9 +12,9 @@ import pytest
 from fastapi import FastAPI
 
 from cloud.api import create_app
-from cloud.api.metrics import INGEST_COUNTERS
 from cloud.db import Database, MessageKey, add_dead_letter, claim_messages, record_seq_gaps
 from cloud.db.audit import record_audit
+from cloud.ingest.metrics import INGEST_COUNTERS
 from cloud.ingest.pending import record_pending
 from cloud.ingest.pipeline import IngestStats
 from cloud.settings import ApiSettings, CloudSettings
