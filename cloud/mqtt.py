@@ -40,7 +40,8 @@ RECEIVE_MAXIMUM_LIMIT = 65_535
 """The largest MQTT 5 Receive Maximum."""
 READ_BATCH = 64
 """Packets an ingest connection reads per event-loop turn at most (when they have
-arrived): ~6 ms of work at 50 points a message, so other tasks still get their turn."""
+arrived), and messages :func:`received` hands on between two yields to the loop: other
+tasks still get their turn when a backlog arrives at once."""
 
 
 def error_code(exc: BaseException) -> Any:
@@ -140,12 +141,23 @@ async def received(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Message]:
     with :class:`MqttError` when the connection is lost."""
     queue: asyncio.Queue[aiomqtt.Message] = client._queue
     waiting = client.messages
+    taken = 0
     while True:
         try:
             message = queue.get_nowait()
         except asyncio.QueueEmpty:
             message = await anext(waiting)
+        else:
+            taken += 1
+            if taken % READ_BATCH == 0:
+                await asyncio.sleep(0)
         yield message
+
+
+def is_up(client: aiomqtt.Client) -> bool:
+    """Whether ``client``'s connection is still open (a worker busy elsewhere learns of a
+    lost connection only when it next waits for a message)."""
+    return bool(client._client.is_connected())
 
 
 def ack(client: aiomqtt.Client, mid: int) -> None:

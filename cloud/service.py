@@ -256,7 +256,7 @@ class CloudService:
 
     def _ingest_view(self) -> list[tuple[str, bool, dict[str, int]]]:
         """This process's ingest workers for ``/metrics``."""
-        return [(w.name, w.connected, asdict(w.pipeline.stats)) for w in self.workers]
+        return [(w.name, w.link_up(), asdict(w.pipeline.stats)) for w in self.workers]
 
     async def _start_api(self) -> tuple[Any, Any]:
         import uvicorn

@@ -5,23 +5,28 @@ site or device id does not become a label).
 Where the process also runs ingest workers (``towerwatch cloud serve``), their counters
 are read at each scrape (:meth:`ApiMetrics.watch_ingest`); the events waiting in the
 ingest outbox (``pending_events``, every process's) are counted by the ``/metrics``
-route before rendering (:meth:`ApiMetrics.set_pending`)."""
+route before rendering (:meth:`ApiMetrics.count_pending`)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloud.ingest.metrics import IngestCollector, IngestView, PendingSummary, pending_families
 
 __all__ = ["UNMATCHED_ROUTE", "ApiMetrics", "MetricsMiddleware"]
+
+log = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE: Final = "<unmatched>"
 _LATENCY_BUCKETS: Final = (
@@ -59,14 +64,26 @@ class ApiMetrics:
         )
 
         self._pending: list[Metric] = pending_families(None, 0)
+        self._counting: asyncio.Future[PendingSummary] | None = None
         self.registry.register(_Latest(self))
 
     def watch_ingest(self, view: IngestView) -> None:
         """Export the counters of this process's ingest workers, read at each scrape."""
         self.registry.register(IngestCollector(view))
 
-    def set_pending(self, summary: PendingSummary, now_ms: int) -> None:
-        """The outbox as the ``/metrics`` route just counted it (``None``: it could not)."""
+    async def count_pending(self, count: Callable[[], Awaitable[PendingSummary]],
+                            wait_s: float, now_ms: int) -> None:
+        """Count the outbox for the next rendering with ``count``, waiting ``wait_s`` at
+        most. One count at a time: while one is still running (a database that does not
+        answer), a scrape does not start another but reports NaN."""
+        summary: PendingSummary = None
+        if self._counting is None or self._counting.done():
+            self._counting = asyncio.ensure_future(count())
+            try:
+                async with asyncio.timeout(wait_s):
+                    summary = await asyncio.shield(self._counting)
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:
+                log.warning("/metrics: could not count pending events: %s", exc)
         self._pending = pending_families(summary, now_ms)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final
@@ -30,7 +31,7 @@ __all__ = ["INGEST_COUNTERS", "IngestCollector", "IngestView", "PendingCollector
 log = logging.getLogger(__name__)
 
 INGEST_COUNTERS: Final = {
-    "received": "MQTT messages received",
+    "received": "Messages in batches on record (copies included)",
     "samples": "Time-series samples stored",
     "duplicates": "Messages dropped as copies of ones already on record",
     "dead_letters": "Messages dead-lettered as invalid",
@@ -105,13 +106,22 @@ def read_pending(db: Database) -> PendingSummary:
 
 
 class PendingCollector(Collector):
-    """The outbox, counted at each scrape (for a metrics server on its own thread)."""
+    """The outbox, counted at each scrape (for a metrics server on its own thread); one
+    count at a time: a scrape while another is still counting (a database that does
+    not answer) reports NaN rather than queueing behind it."""
 
     def __init__(self, db: Database, clock: Callable[[], float] = time.time) -> None:
         self.db, self.clock = db, clock
+        self._counting = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
-        yield from pending_families(read_pending(self.db), int(self.clock() * 1000))
+        summary: PendingSummary = None
+        if self._counting.acquire(blocking=False):
+            try:
+                summary = read_pending(self.db)
+            finally:
+                self._counting.release()
+        yield from pending_families(summary, int(self.clock() * 1000))
 
 
 def serve_metrics(listen: str, view: IngestView, db: Database) -> WSGIServer:

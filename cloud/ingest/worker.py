@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from cloud.ingest.pipeline import Incoming, IngestPipeline
-from cloud.mqtt import MqttError, ack, client_for, received, speaks_mqtt5
+from cloud.mqtt import MqttError, ack, client_for, is_up, received, speaks_mqtt5
 from cloud.settings import IngestSettings, MqttSettings
 from towerwatch.contract import ALL_TOPICS, shared_filter
 
@@ -87,6 +87,12 @@ class IngestWorker:
         self.acks = Acks(lambda mid: None)
         """The PUBACKs the current connection owes."""
         self._deliveries = 0
+        self._client: Any = None
+
+    def link_up(self) -> bool:
+        """Connected and subscribed, and the connection still open now (``connected``
+        turns false only once the worker next waits for a message)."""
+        return self.connected and self._client is not None and is_up(self._client)
 
     async def run(self) -> None:
         """Receive and process until cancelled; reconnect with backoff."""
@@ -105,6 +111,7 @@ class IngestWorker:
                     async with client_for(self.mqtt, name=self.name, v311=self._v311,
                                           receive_maximum=window) as client:
                         self.acks = acks = Acks(partial(ack, client))
+                        self._client = client
                         await self._subscribe(client)
                         self.connected, delay, self.last_error = True, 0.5, None
                         log.info("%s: subscribed (%s)", self.name,

@@ -117,12 +117,7 @@ async def readyz(ctx: Ctx) -> Response:
 async def metrics(ctx: Ctx) -> Response:
     """Requests by route and status, latency histograms, logins and commands; the events
     waiting in the ingest outbox; the counters of the ingest workers of this process."""
-    summary: tuple[int, int | None] | None
-    try:
-        summary = await asyncio.wait_for(ctx.run(pending_summary), CHECK_TIMEOUT_S)
-    except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        log.warning("/metrics: could not count pending events: %s", exc)
-        summary = None
-    ctx.metrics.set_pending(summary, ctx.now_ms())
+    await ctx.metrics.count_pending(lambda: ctx.run(pending_summary), CHECK_TIMEOUT_S,
+                                    ctx.now_ms())
     body, content_type = ctx.metrics.render()
     return Response(body, media_type=content_type)

@@ -3,6 +3,7 @@ error shape of framework errors."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from cloud.api import create_app
 from cloud.db import Database, MessageKey, add_dead_letter, claim_messages, record_seq_gaps
 from cloud.db.audit import record_audit
-from cloud.ingest.metrics import INGEST_COUNTERS
+from cloud.ingest.metrics import INGEST_COUNTERS, PendingCollector
 from cloud.ingest.pending import record_pending
 from cloud.ingest.pipeline import IngestStats
 from cloud.settings import ApiSettings, CloudSettings
@@ -158,6 +159,41 @@ async def test_metrics_say_nan_when_the_outbox_cannot_be_read(
         db.dispose()
     assert response.status_code == 200
     assert math.isnan(_sample(response.text, "towerwatch_pending_events"))
+
+
+async def test_a_count_that_hangs_is_not_queued_behind(api_settings: ApiSettings,
+                                                       database: Database,
+                                                       store: SqliteStore) -> None:
+    # A database that stops answering: one count waits; scrapes meanwhile report NaN
+    # without starting another (each would hold a thread of the loop's executor).
+    metrics = _app(api_settings, database, store).state.context.metrics
+    started, release = 0, asyncio.Event()
+
+    async def hanging() -> tuple[int, int | None]:
+        nonlocal started
+        started += 1
+        await release.wait()
+        return 3, T0_MS
+
+    for _ in range(3):
+        await metrics.count_pending(hanging, 0.05, T0_MS)
+        assert math.isnan(_sample(metrics.render()[0].decode(), "towerwatch_pending_events"))
+    assert started == 1
+    release.set()
+    await asyncio.sleep(0)
+    await metrics.count_pending(hanging, 1.0, T0_MS + 2000)
+    text = metrics.render()[0].decode()
+    assert started == 2 and _sample(text, "towerwatch_pending_events") == 3.0
+    assert _sample(text, "towerwatch_pending_events_oldest_age_seconds") == 2.0
+
+
+def test_the_ingest_only_collector_counts_one_at_a_time(database: Database) -> None:
+    collector = PendingCollector(database, clock=lambda: T0_MS / 1000)
+    counted = {m.name: m.samples[0].value for m in collector.collect()}
+    assert counted["towerwatch_pending_events"] == 0.0
+    with collector._counting:  # another scrape is counting
+        busy = {m.name: m.samples[0].value for m in collector.collect()}
+    assert math.isnan(busy["towerwatch_pending_events"])
 
 
 async def test_metrics_show_the_ingest_workers_of_the_process(
