@@ -98,11 +98,17 @@ def fast_telemetry(raw: bytes) -> Telemetry | None:
             or boot_id.__class__ is not str or _BOOT_ID.fullmatch(boot_id) is None
             or values.__class__ is not dict or quality.__class__ is not dict):
         return None
-    for point, q in quality.items():
-        if q.__class__ is not str or q not in _QUALITIES or not _identifier(point):
+    try:  # every quality known (a set operation, not a loop: the edge sends one a point)
+        if not _QUALITIES.issuperset(quality.values()):
             return None
-    for point, value in values.items():
+    except TypeError:  # an unhashable quality (a list, an object)
+        return None
+    for point in quality.keys() - values.keys():  # the others are checked with the values
         if not _identifier(point):
+            return None
+    known = _KNOWN_IDS
+    for point, value in values.items():
+        if point not in known and not _identifier(point):
             return None
         cls = value.__class__
         if cls is float:
