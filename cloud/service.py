@@ -204,8 +204,12 @@ class CloudService:
                     await asyncio.sleep(0.02)
                 self.api_port = int(server.servers[0].sockets[0].getsockname()[1])
             elif self.settings.ingest.metrics_listen is not None:
-                metrics = serve_metrics(self.settings.ingest.metrics_listen,
-                                        self._ingest_view, self.db)
+                listen = self.settings.ingest.metrics_listen
+                try:
+                    metrics = serve_metrics(listen, self._ingest_view, self.db)
+                except OSError as exc:
+                    raise CloudError(f"cannot serve metrics on {listen} "
+                                     f"(ingest.metrics_listen): {exc}") from exc
                 self.metrics_port = int(metrics.server_port)
             if on_ready is not None:
                 on_ready(self)

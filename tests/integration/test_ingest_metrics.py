@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from cloud.db import migrate
-from cloud.service import CloudService
+from cloud.service import CloudError, CloudService
 from cloud.settings import CloudSettings, IngestSettings, MqttSettings, TimeseriesSettings
 from tests.integration.test_ingest import telemetry
 from tests.servers.mosquitto import MosquittoServer
@@ -75,3 +76,18 @@ async def test_cloud_ingest_serves_its_metrics(mosquitto: MosquittoServer,
 def test_a_bad_metrics_address_is_named() -> None:
     with pytest.raises(ValueError, match="host:port"):
         IngestSettings(metrics_listen="127.0.0.1")
+
+
+async def test_a_metrics_port_in_use_is_named(mosquitto: MosquittoServer, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cloud.db'}"
+    migrate(url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        settings = CloudSettings(
+            database_url=url, mqtt=MqttSettings(url=mosquitto.url),
+            timeseries=TimeseriesSettings(backend="sqlite", sqlite_path=tmp_path / "ts.db"),
+            ingest=IngestSettings(metrics_listen=listen))
+        with pytest.raises(CloudError, match=f"cannot serve metrics on {listen}"):
+            await CloudService(settings, workers=1, api=False).run(asyncio.Event())
