@@ -14,13 +14,13 @@ field          type      holds
 ``value_str``  string    str values; ``""`` for a sample without a value (kind ``n``)
 =============  ========  ===============================================================
 
-Timestamps are ms (``precision=ms``). Each field costs InfluxDB about as much again as a
-line (InfluxDB 1.6 on a 2-core VM: ~4.4 µs of CPU per line with one field, ~6.3 with
-two), so the type and the quality are tags: both are stable, so a point has one series
-per (kind, quality) it ever had, usually one. Queries never group by ``kind`` or
-``quality``; they read a point's series as one. VictoriaMetrics (v2 writes) keeps tags
-as labels: ``tw_value{…,quality="good"}`` graphs the numbers, and a sample without a
-value or with a text is not a 0 in it.
+Timestamps are ms (``precision=ms``). A second field adds ~40 % to what a line costs
+InfluxDB (1.6 on a 2-core VM, ``python -m bench.ingest``: 3.8–4.8 µs of influxd CPU per
+line with one field, ~6.3 with two), so the type and the quality are tags: both are
+stable, so a point has one series per (kind, quality) it ever had, usually one.
+Queries never group by ``kind`` or ``quality``; they read a point's series as one.
+VictoriaMetrics (v2 writes) keeps tags as labels: ``tw_value{…,quality="good"}`` graphs
+the numbers, and a sample without a value or with a text is not a 0 in it.
 
 Every sample has one of the two fields, so ``count`` is ``count(value) +
 count(value_str)``, and the newest sample (of a point, of a bucket) is the newer of
