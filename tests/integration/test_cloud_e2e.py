@@ -69,7 +69,7 @@ async def test_a_simulated_value_is_queryable_through_the_api(
         await asyncio.wait_for(ready.wait(), 30)
         assert await wait_ready(service)
         config = edge_config_file(building, tmp_path, mosquitto.url)
-        async with running_gateway(config), httpx.AsyncClient(
+        async with running_gateway(config) as gateway, httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{service.api_port}", timeout=10) as client:
             assert (await client.get("/api/v1/sites/demo-tower/devices")).status_code == 401
             admin = await _token(client, "admin")
@@ -94,8 +94,18 @@ async def test_a_simulated_value_is_queryable_through_the_api(
                 store: Any = service.store
                 direct = await store.latest_for_device("demo-tower", "gw-1", "booster")
                 inner = await store.inner.latest_for_device("demo-tower", "gw-1", "booster")
+                workers = [(w.name, w.link_up(), w.last_error, w.queue.qsize(), len(w.acks))
+                           for w in service.workers]
+                edge = [line for line in gateway.metrics.render()[0].decode().splitlines()
+                        if line.startswith(("towerwatch_edge_messages_published",
+                                            "towerwatch_edge_outbox_depth",
+                                            "towerwatch_edge_mqtt_connected",
+                                            'towerwatch_edge_device_online{device="booster"'))]
                 pytest.fail(
-                    f"no value through the API; ingest: "
+                    f"no value through the API; edge: {edge}; "
+                    f"workers (link up, last error, queued, acks "
+                    f"waiting): {workers}; booster pressure_setpoint: "
+                    f"{direct.get('pressure_setpoint')}; ingest: "
                     f"{[w.pipeline.stats for w in service.workers]}; index complete: "
                     f"{store._complete}; pending devices: {sorted(store._pending)}; "
                     f"store: {sorted(direct)}; InfluxDB: {sorted(inner)}; last reply: "
