@@ -37,6 +37,7 @@ from cloud.alarms.jobs import AlarmJobs
 from cloud.alarms.service import AlarmObserver, MaintenanceCoverage
 from cloud.alarms.settings import AlarmSettings
 from cloud.db import Database, expire_commands, is_up_to_date
+from cloud.db.engine import in_thread
 from cloud.db.models import Site
 from cloud.db.registry import PointSpec, profile_points
 from cloud.ingest.metrics import serve_metrics
@@ -256,7 +257,7 @@ class CloudService:
                     result = sweep(session, self.patrols, site, now_ms)
                 changed += result.missed + result.overdue
             return changed
-        return await asyncio.to_thread(run)
+        return await in_thread(run)
 
     def _ingest_view(self) -> list[tuple[str, bool, dict[str, int]]]:
         """This process's ingest workers for ``/metrics``."""

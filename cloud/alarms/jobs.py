@@ -12,7 +12,6 @@ thread in a transaction of its own; notifications go out after that transaction 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -21,7 +20,7 @@ from cloud.alarms.rules import CloudRules, RuleReport
 from cloud.alarms.service import AlarmService
 from cloud.alarms.suppression import latest_values, refresh_overlays, rule_devices
 from cloud.alarms.timers import TimerReport, run_timers
-from cloud.db.engine import Database
+from cloud.db.engine import Database, in_thread
 from cloud.timeseries.base import TimeSeriesStore
 
 __all__ = ["AlarmJobs", "JobSpec"]
@@ -48,20 +47,20 @@ class AlarmJobs:
             with self.db.transaction() as session:
                 return rule_devices(session, self.service)
 
-        values = await latest_values(self.store, await asyncio.to_thread(devices))
+        values = await latest_values(self.store, await in_thread(devices))
 
         def apply() -> int:
             with self.db.transaction() as session:
                 return refresh_overlays(self.service, session, now_ms, values)
 
-        return await asyncio.to_thread(apply)
+        return await in_thread(apply)
 
     async def timers(self, now_ms: int) -> TimerReport:
         def work() -> TimerReport:
             with self.db.transaction() as session:
                 return run_timers(self.service, session, now_ms)
 
-        report = await asyncio.to_thread(work)
+        report = await in_thread(work)
         if report.expired or report.realarmed or report.escalated:
             log.info("alarm timers: %d shelve(s) expired, %d re-alarmed, %d escalated",
                      report.expired, report.realarmed, report.escalated)

@@ -25,7 +25,6 @@ counter rule every ``counter_window / 4``.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable, Mapping
@@ -40,7 +39,7 @@ from cloud.alarms.catalogue import AlarmCatalogue
 from cloud.alarms.service import AlarmService, AlarmSpec
 from cloud.alarms.settings import RuleSettings
 from cloud.alarms.tables import SITE_LEVEL, Alarm, Source
-from cloud.db.engine import Database
+from cloud.db.engine import Database, in_thread
 from cloud.db.models import Device, Gateway
 from cloud.timeseries.base import SeriesKey, TimeSeriesStore
 from cloud.timeseries.errors import TimeSeriesError
@@ -100,7 +99,7 @@ class CloudRules:
 
     async def run(self, now_ms: int | None = None) -> RuleReport:
         now = int(self.clock() * 1000) if now_ms is None else now_ms
-        gateways, devices = await asyncio.to_thread(self._snapshot)
+        gateways, devices = await in_thread(self._snapshot)
         report = RuleReport()
         self._offline(now, gateways, devices, report)
         await self._stale(now, devices, report)
@@ -112,7 +111,7 @@ class CloudRules:
         if self._counter_ms is None or now - self._counter_ms >= step:
             await self._counters(now, devices, report)
             self._counter_ms = now
-        await asyncio.to_thread(self._apply, now, report)
+        await in_thread(self._apply, now, report)
         return report
 
     def _snapshot(self) -> tuple[list[Gateway], list[_DeviceRow]]:

@@ -30,7 +30,6 @@ back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -47,7 +46,7 @@ from cloud.alarms.settings import AlarmSettings
 from cloud.alarms.suppression import DeviceKey, LatestValues, design_suppression, latest_values
 from cloud.alarms.tables import Alarm
 from cloud.db.dedupe import MessageKey
-from cloud.db.engine import Database
+from cloud.db.engine import Database, in_thread
 from cloud.ingest.pending import earlier_pending, forget_pending, take_pending
 from cloud.ingest.pipeline import IngestedEvent
 from cloud.timeseries.base import TimeSeriesStore
@@ -84,14 +83,14 @@ class AlarmEventSink:
                       and _may_suppress(self.service.settings, e.event.name)}
             values = await latest_values(self.store, wanted)
         try:
-            return await asyncio.to_thread(self._apply, relevant, values)
+            return await in_thread(self._apply, relevant, values)
         except Exception:
             log.exception("alarm batch of %d event(s) failed; applying one by one",
                           len(relevant))
         left: list[IngestedEvent] = []
         for item in relevant:
             try:
-                left += await asyncio.to_thread(self._apply, [item], values)
+                left += await in_thread(self._apply, [item], values)
             except Exception:
                 self.failed += 1
                 left.append(item)

@@ -11,7 +11,8 @@ Accepted URLs:
 
 Sessions are synchronous and short: one unit of work per :meth:`Database.transaction`.
 Async code (the API, ingest) runs a function that opens its own transaction in a worker
-thread (``await asyncio.to_thread(fn)`` or FastAPI's threadpool for ``def`` routes); a
+thread (``await in_thread(fn)``, :meth:`Database.run`, or FastAPI's threadpool for
+``def`` routes); a
 :class:`~sqlalchemy.orm.Session` is never shared between threads or tasks. Sessions do
 not expire objects on commit, so rows returned from a transaction stay readable.
 
@@ -33,7 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.errors import UnsupportedDatabase
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_S", "Database", "create_engine_for", "normalize_url"]
+__all__ = ["SQLITE_BUSY_TIMEOUT_S", "Database", "create_engine_for", "in_thread",
+           "normalize_url"]
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 """How long a SQLite connection waits for another writer before failing."""
@@ -41,6 +43,22 @@ SQLITE_BUSY_TIMEOUT_S: Final = 30.0
 T = TypeVar("T")
 
 _POSTGRES_NAMES: Final = frozenset({"postgres", "postgresql", "postgresql+psycopg"})
+
+
+async def in_thread(fn: Callable[..., T], /, *args: Any) -> T:
+    """``fn(*args)`` on a worker thread, as ``asyncio.to_thread``, except when cancelled:
+    the thread cannot be stopped, so the cancellation waits for it (a transaction under
+    way commits or rolls back and returns its connection) before it goes on. A service
+    that cancels its tasks and then disposes its engine leaves no connection checked
+    out. Database work of async code goes through here (:meth:`Database.run`)."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])  # a second cancellation stops waiting
+        if not future.cancelled():
+            future.exception()  # seen: the caller gets the cancellation
+        raise
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -140,7 +158,7 @@ class Database:
             with self.transaction() as session:
                 return work(session)
 
-        return await asyncio.to_thread(in_transaction)
+        return await in_thread(in_transaction)
 
     def session(self) -> Session:
         """A new session (the caller commits and closes it; prefer :meth:`transaction`)."""

@@ -42,7 +42,7 @@ from cloud.db import models
 from cloud.db.commands import record_reply
 from cloud.db.dead_letters import add_dead_letter
 from cloud.db.dedupe import MessageKey, SeqGap, claim_messages, gateway_key, record_seq_gaps
-from cloud.db.engine import Database
+from cloud.db.engine import Database, in_thread
 from cloud.db.errors import UnknownCommand
 from cloud.db.registry import PointSpec, learn_birth, learn_device_state, learn_will, touch_gateways
 from cloud.ingest.fast import DeviceKeys, fast_telemetry, telemetry_samples
@@ -208,7 +208,7 @@ class IngestPipeline:
         async def claim() -> tuple[set[MessageKey], list[SeqGap]]:
             try:
                 await previous.wait()
-                return await asyncio.to_thread(self._commit_state, decoded)
+                return await in_thread(self._commit_state, decoded)
             finally:
                 turn.set()
 
@@ -219,7 +219,7 @@ class IngestPipeline:
             turn.set()  # also when cancelled before the claim started
         if isinstance(claimed, BaseException) or isinstance(written, BaseException):
             if not isinstance(claimed, BaseException):
-                await asyncio.to_thread(self._release, claimed[0],
+                await in_thread(self._release, claimed[0],
                                         {e[0] for e in decoded.events} & claimed[0])
             self.stats.failed_batches += 1
             failure = claimed if isinstance(claimed, BaseException) else written
@@ -271,7 +271,7 @@ class IngestPipeline:
         if not done:
             return
         try:
-            await asyncio.to_thread(self._forget, done)
+            await in_thread(self._forget, done)
         except Exception as exc:  # harmless: the replay hands them on and the sink skips
             log.warning("could not forget %d applied event(s): %s", len(done), exc)
 
