@@ -93,21 +93,14 @@ def _read_what_arrived(paho: Any) -> None:
     :data:`READ_BATCH`), not one: paho's ``loop_read`` reads one QoS 1 message a call,
     so a busy ingest connection cost a full event-loop turn per message."""
     read_one = paho.loop_read
-    poll = select.poll()
-    registered: list[int] = []
 
     def loop_read(max_packets: int = 1) -> Any:
         rc = read_one(max_packets)
         sock = paho.socket()
         if rc != 0 or sock is None:
             return rc
-        fd = sock.fileno()
-        if registered != [fd]:
-            for old in registered:
-                with contextlib.suppress(KeyError):
-                    poll.unregister(old)
-            poll.register(fd, select.POLLIN)
-            registered[:] = [fd]
+        poll = select.poll()  # of this socket (a reconnect brings another)
+        poll.register(sock, select.POLLIN)
         for _ in range(READ_BATCH - 1):
             if not poll.poll(0):
                 break

@@ -69,7 +69,6 @@ class IngestSettings(_Section):
     """``host:port`` where ``cloud ingest`` (workers without the API) serves Prometheus
     metrics; ``cloud serve`` shows them on the API's ``/metrics``."""
 
-
     @field_validator("metrics_listen")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:

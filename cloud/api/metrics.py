@@ -32,6 +32,8 @@ UNMATCHED_ROUTE: Final = "<unmatched>"
 _LATENCY_BUCKETS: Final = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
+
+
 class ApiMetrics:
     """The API's counters and histograms."""
 
@@ -63,9 +65,9 @@ class ApiMetrics:
             registry=self.registry,
         )
 
-        self._pending: list[Metric] = pending_families(None, 0)
+        self._pending = _Latest(pending_families(None, 0))
         self._counting: asyncio.Future[PendingSummary] | None = None
-        self.registry.register(_Latest(self))
+        self.registry.register(self._pending)
 
     def watch_ingest(self, view: IngestView) -> None:
         """Export the counters of this process's ingest workers, read at each scrape."""
@@ -84,7 +86,7 @@ class ApiMetrics:
                     summary = await asyncio.shield(self._counting)
             except (SQLAlchemyError, OSError, TimeoutError) as exc:
                 log.warning("/metrics: could not count pending events: %s", exc)
-        self._pending = pending_families(summary, now_ms)
+        self._pending.families = pending_families(summary, now_ms)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -98,11 +100,11 @@ class ApiMetrics:
 class _Latest(Collector):
     """The outbox figures the route set before rendering."""
 
-    def __init__(self, metrics: ApiMetrics) -> None:
-        self.metrics = metrics
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.metrics._pending
+        yield from self.families
 
 
 class MetricsMiddleware:

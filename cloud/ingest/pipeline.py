@@ -220,7 +220,7 @@ class IngestPipeline:
         if isinstance(claimed, BaseException) or isinstance(written, BaseException):
             if not isinstance(claimed, BaseException):
                 await in_thread(self._release, claimed[0],
-                                        {e[0] for e in decoded.events} & claimed[0])
+                                {e[0] for e in decoded.events} & claimed[0])
             self.stats.failed_batches += 1
             failure = claimed if isinstance(claimed, BaseException) else written
             assert isinstance(failure, BaseException)

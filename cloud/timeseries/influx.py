@@ -270,7 +270,8 @@ class InfluxStore:
         rest = max(start, here.pop().start_ms)
         aggregates, numbers, texts = await self._query(
             influxql.downsampled_queries(series, rest, end, bucket_ms))
-        both = influxql.buckets_with_both(numbers, texts)
+        lasts = influxql.bucket_lasts(numbers, texts)
+        both = influxql.buckets_with_both(lasts)
         if (len(both) > _SETTLE_MAX
                 and influxql.parse_count(aggregates) <= _SETTLE_ROWS * len(both)):
             paged = await self._raw_buckets(series, rest, end, bucket_ms)
@@ -286,7 +287,7 @@ class InfluxStore:
             for b, number, text in zip(chunk, answers[::2], answers[1::2], strict=True):
                 if influxql.text_is_newer(influxql.last_time(number), influxql.last_time(text)):
                     text_is_last.add(b)
-        return here + influxql.parse_downsampled(aggregates, numbers, texts, text_is_last)
+        return here + influxql.parse_downsampled(aggregates, lasts, text_is_last)
 
     async def _raw_buckets(self, series: SeriesKey, start: int, end: int,
                            bucket_ms: int) -> list[Bucket] | None:

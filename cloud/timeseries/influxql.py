@@ -294,10 +294,19 @@ def _bucket_lasts(answer: Sequence[Series], field: str) -> dict[int, Value]:
     return out
 
 
-def buckets_with_both(numbers: Sequence[Series], texts: Sequence[Series]) -> list[int]:
-    """The buckets (starts) of :func:`downsampled_queries` that have a last sample with a
-    number and one with a text: which is the bucket's last needs their own times."""
-    return sorted(_bucket_lasts(numbers, "value").keys() & _bucket_lasts(texts, "value_str"))
+BucketLasts: TypeAlias = tuple[dict[int, Value], dict[int, Value]]
+"""Each bucket's last value with a number, and with a text, by bucket start."""
+
+
+def bucket_lasts(numbers: Sequence[Series], texts: Sequence[Series]) -> BucketLasts:
+    """The last-number and last-text answers of :func:`downsampled_queries`, read once."""
+    return _bucket_lasts(numbers, "value"), _bucket_lasts(texts, "value_str")
+
+
+def buckets_with_both(lasts: BucketLasts) -> list[int]:
+    """The buckets (starts) that have a last sample with a number and one with a text:
+    which is the bucket's last needs their own times."""
+    return sorted(lasts[0].keys() & lasts[1].keys())
 
 
 def last_time(answer: Sequence[Series]) -> int | None:
@@ -308,14 +317,13 @@ def last_time(answer: Sequence[Series]) -> int | None:
     return None
 
 
-def parse_downsampled(aggregates: Sequence[Series], numbers: Sequence[Series],
-                      texts: Sequence[Series], text_is_last: Collection[int],
-                      ) -> list[Bucket]:
+def parse_downsampled(aggregates: Sequence[Series], lasts: BucketLasts,
+                      text_is_last: Collection[int]) -> list[Bucket]:
     """The buckets of :func:`downsampled_queries`' answers; ``text_is_last``: the buckets
     (of :func:`buckets_with_both`) whose newest sample is the one with a text."""
     # A day of 1-minute buckets is 3 x 1,440 rows: read them by column index.
-    last = _bucket_lasts(numbers, "value")
-    for start, value in _bucket_lasts(texts, "value_str").items():
+    last = dict(lasts[0])
+    for start, value in lasts[1].items():
         if start not in last or start in text_is_last:
             last[start] = value
     out: list[Bucket] = []
